@@ -1,0 +1,116 @@
+// One client session: the coroutine that drives the session engine over two sockets.
+//
+// It connects the backend (only after the client was admitted), identifies the client to it
+// (PROXY header), relays the banner, then loops: client lines to the engine, engine output
+// to the sockets, backend replies to the engine, message content through the data scanner
+// to the backend. Every wait races a deadline (a whole command line, the message body, each
+// backend reply, the session) and every ending says goodbye with a proper SMTP reply before
+// the close.
+//
+// Threading: runs on the server's single-threaded io_context; drain() and stop() are called
+// from that same thread.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <string>
+
+#include "smtpgate/config/config.hpp"
+#include "smtpgate/session/engine.hpp"
+#include "smtpgate/smtp/data_scanner.hpp"
+#include "smtpgate/smtp/input_buffer.hpp"
+#include "smtpgate/smtp/line_reader.hpp"
+#include "smtpgate/smtp/reply.hpp"
+
+namespace smtpgate::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using steady_clock = std::chrono::steady_clock;
+
+class server;
+
+class client_session {
+public:
+    client_session(server& owner, tcp::socket client, std::shared_ptr<const config::settings> settings,
+                   std::string id);
+    ~client_session();
+    client_session(const client_session&) = delete;
+    client_session& operator=(const client_session&) = delete;
+
+    /// The whole session; returns when both connections are closed.
+    asio::awaitable<void> run();
+
+    /// Shutdown began: close now if idle between transactions, else at the next command
+    /// outside a transaction.
+    void drain();
+    /// Shutdown grace is over: 421 4.3.2 and close, wherever the session is.
+    void stop();
+
+    const std::string& id() const { return id_; }
+
+private:
+    struct io_result {
+        boost::system::error_code ec;
+        std::size_t bytes = 0;
+        bool timed_out = false;
+    };
+
+    asio::awaitable<io_result> read_some(tcp::socket& socket, smtp::input_buffer& buffer,
+                                         steady_clock::time_point deadline);
+    asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
+                                         steady_clock::time_point deadline);
+
+    asio::awaitable<void> connect_backend();
+    asio::awaitable<void> relay_loop();
+    asio::awaitable<void> read_backend_reply(bool banner);
+    asio::awaitable<void> read_client_commands();
+    asio::awaitable<void> stream_message();
+    asio::awaitable<void> flush_client();
+    asio::awaitable<bool> flush_backend();
+    asio::awaitable<bool> flush_backend_bytes(std::string& bytes);
+    asio::awaitable<void> goodbye();
+
+    /// Parses one reply from what the backend already sent, if it is all there.
+    smtp::reply_status parse_buffered_reply();
+    steady_clock::time_point capped(steady_clock::duration phase) const;
+    void on_io_failure(const io_result& r, session::deadline phase, bool backend_side);
+    void log_events();
+
+    server& owner_;
+    std::shared_ptr<const config::settings> settings_;
+    std::string id_;
+    tcp::socket client_;
+    tcp::socket backend_;
+    asio::steady_timer timer_;
+    smtp::input_buffer client_in_;
+    smtp::input_buffer backend_in_;
+    smtp::line_reader client_lines_;
+    smtp::line_reader backend_lines_;
+    smtp::reply_parser reply_parser_;
+    smtp::data_scanner scanner_;
+    session::engine engine_;
+    std::string message_out_;
+
+    steady_clock::time_point started_;
+    steady_clock::time_point session_deadline_;
+    steady_clock::time_point line_deadline_{};
+    std::string client_text_;
+    std::string end_reason_;
+    std::list<client_session*>::iterator registry_entry_;
+    bool backend_connected_ = false;
+    bool awaiting_final_reply_ = false;
+    bool client_gone_ = false;
+    bool idle_ = false;
+    enum class interrupt { none, drain, stop } interrupt_ = interrupt::none;
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace smtpgate::net

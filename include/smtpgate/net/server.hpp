@@ -1,0 +1,79 @@
+// The server: listeners, the set of live sessions, signals and structured shutdown.
+//
+// Listeners accept on every configured address and start one client_session coroutine per
+// connection (the only place that spawns). SIGTERM or SIGINT starts a drain: listeners close,
+// idle sessions get 421 4.3.2, busy ones finish their transaction; when `shutdown_grace`
+// passes, the rest are stopped with 421 4.3.2. A second signal stops at once. The process
+// exits when the last session has closed; io_context::stop() is never used.
+//
+// Threading: one io_context, one thread. Everything here runs on it.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "smtpgate/config/config.hpp"
+
+namespace smtpgate::net {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class client_session;
+
+class server {
+public:
+    server(asio::io_context& io, config::settings settings);
+    ~server();
+
+    /// Binds every listen address (throws std::system_error naming the address on failure)
+    /// and starts accepting and watching signals.
+    void start();
+    /// Starts the drain (what SIGTERM does).
+    void drain();
+
+    /// Host name for the proxy's own replies.
+    const std::string& hostname() const { return hostname_; }
+    /// Resolved backend address when the configuration names an IP literal.
+    const std::optional<tcp::endpoint>& backend_endpoint() const { return backend_endpoint_; }
+
+    // Session registry, used by client_session.
+    std::list<client_session*>::iterator attach(client_session* s);
+    void detach(std::list<client_session*>::iterator it);
+
+private:
+    asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
+    asio::awaitable<void> watch_signals();
+    asio::awaitable<void> grace_period();
+    void refuse(tcp::socket& socket);
+    void stop_sessions();
+    std::string next_session_id();
+
+    asio::io_context& io_;
+    std::shared_ptr<const config::settings> settings_;
+    std::string hostname_;
+    std::optional<tcp::endpoint> backend_endpoint_;
+    std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
+    asio::signal_set signals_;
+    asio::steady_timer grace_timer_;
+    std::list<client_session*> sessions_;
+    std::uint64_t session_counter_ = 0;
+    std::uint32_t id_prefix_ = 0;
+    bool draining_ = false;
+    bool stopping_ = false;
+};
+
+/// Runs the proxy until it has shut down; returns the process exit status.
+int run(const config::settings& settings);
+
+}  // namespace smtpgate::net

@@ -1,0 +1,131 @@
+// The session engine: one client session's protocol state, without I/O.
+//
+// The network driver feeds it what happened (a client line, a backend reply, the end of a
+// message, a deadline, a failure) and carries out what it asks for: bytes for the client,
+// bytes for the backend, the phase the client is in (commands, AUTH continuation, message
+// content), and whether to close. The engine parses every client line; only lines it parsed
+// and accepted are forwarded, and the commands the proxy refuses are answered locally.
+//
+// Replies reach the client in command order (RFC 2920): a local reply to a pipelined command
+// waits behind the backend replies still owed for earlier commands.
+//
+// Pure: no sockets, no clock, no logging. Decisions are reported as `event`s for the driver
+// to log. Single-threaded, one engine per session.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "smtpgate/smtp/command.hpp"
+#include "smtpgate/smtp/line_reader.hpp"
+#include "smtpgate/smtp/replies.hpp"
+#include "smtpgate/smtp/reply.hpp"
+
+namespace smtpgate::session {
+
+struct engine_settings {
+    std::string hostname;
+    /// bare_newline = "reject": refuse commands that end in a bare CR or LF.
+    bool reject_bare_newline = false;
+};
+
+/// What the client's next bytes are.
+enum class phase {
+    command,  ///< command lines
+    auth,     ///< an AUTH continuation line (RFC 4954 4)
+    data,     ///< message content, to the data scanner, until <CRLF>.<CRLF>
+};
+
+enum class deadline { command, data, backend_reply, session };
+
+/// A decision worth a log line.
+struct event {
+    std::string_view name;    ///< "reject", "timeout", "backend_error", "drain_close"
+    std::string_view reason;  ///< stable token: "xclient", "line_too_long", "command", ...
+    int code = 0;             ///< reply code sent to the client, if any
+};
+
+class engine {
+public:
+    explicit engine(engine_settings settings);
+
+    // ---- Inputs ------------------------------------------------------------------------
+    /// The backend's greeting: relayed if 220, otherwise 421 4.3.0 and close.
+    void on_banner(const smtp::reply& banner);
+    /// A client line in the command or auth phase.
+    void on_client_line(const smtp::line_event& line);
+    /// The next complete backend reply; answers the oldest forwarded command.
+    void on_backend_reply(smtp::reply& reply);
+    /// The data scanner found <CRLF>.<CRLF>; the final dot is on its way to the backend.
+    void on_data_end();
+    /// The data scanner refused a bare CR or LF: 521 5.5.2 and close.
+    void on_data_bare_newline();
+    /// A deadline passed: 421 4.4.2 and close.
+    void on_timeout(deadline which);
+    /// The backend connection failed or broke the protocol: 421 4.3.0 and close.
+    void on_backend_failure(std::string_view reason);
+    /// The backend could not be reached: 421 4.4.1 and close.
+    void on_backend_unreachable(std::string_view reason);
+    /// Shutdown reached its end: 421 4.3.2 and close, wherever the session is.
+    void on_shutdown();
+    /// Shutdown began: from now on the session closes with 421 4.3.2 at its next command
+    /// outside a mail transaction.
+    void on_drain() { draining_ = true; }
+
+    // ---- Outputs -----------------------------------------------------------------------
+    std::string& to_client() { return to_client_; }
+    std::string& to_backend() { return to_backend_; }
+    phase current_phase() const { return phase_; }
+    /// The engine takes another client line now (no command in flight that must be last in
+    /// its pipelined group: DATA, AUTH, QUIT).
+    bool accepts_lines() const { return !closing_ && !barrier_ && phase_ != phase::data; }
+    /// Replies the backend still owes.
+    bool awaiting_backend() const { return backend_owed_ > 0; }
+    /// Send to_client() and close both sides.
+    bool closing() const { return closing_; }
+    /// The backend session may be ended with QUIT (not mid-message, not already quit).
+    bool backend_quit_wanted() const { return !quit_forwarded_ && phase_ != phase::data; }
+    std::string_view close_reason() const { return close_reason_; }
+    bool in_transaction() const { return transaction_open_; }
+
+    /// Decisions since the last call, oldest first.
+    std::vector<event>& events() { return events_; }
+
+    std::uint64_t commands() const { return commands_; }
+    std::uint64_t messages() const { return messages_; }
+
+private:
+    struct pending {
+        smtp::verb kind;
+        bool local = false;     ///< a proxy reply waiting for its turn
+        std::string reply;      ///< the rendered local reply
+        bool end_of_data = false;
+    };
+
+    void forward(const smtp::command& cmd, std::string_view line);
+    void local_reply(const smtp::named_reply& r, std::string_view reason);
+    void close_with(const smtp::named_reply& r, std::string_view event_name, std::string_view reason);
+    void flush_local_replies();
+
+    engine_settings settings_;
+    std::string to_client_;
+    std::string to_backend_;
+    std::deque<pending> pending_;
+    std::vector<event> events_;
+    std::size_t backend_owed_ = 0;
+    phase phase_ = phase::command;
+    bool barrier_ = false;
+    bool closing_ = false;
+    bool draining_ = false;
+    bool quit_forwarded_ = false;
+    bool transaction_open_ = false;
+    std::string_view close_reason_;
+    std::uint64_t commands_ = 0;
+    std::uint64_t messages_ = 0;
+};
+
+}  // namespace smtpgate::session

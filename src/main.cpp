@@ -1,0 +1,102 @@
+// smtpgate: command line. Parses options, loads the configuration and starts the server.
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "smtpgate/config/loader.hpp"
+#include "smtpgate/config/units.hpp"
+#include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/log.hpp"
+
+namespace po = boost::program_options;
+using namespace smtpgate;
+
+namespace {
+
+constexpr const char* default_config = "/etc/smtpgate/smtpgate.toml";
+
+config::endpoint endpoint_option(const std::string& text, bool allow_hostname, const char* option) {
+    auto ep = config::parse_endpoint(text, allow_hostname);
+    if (!ep) {
+        throw std::runtime_error(fmt::format("--{}: expected an address like \"127.0.0.1:25\" or \"[::1]:25\", got \"{}\"",
+                                             option, text));
+    }
+    return *ep;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    po::options_description options("Options");
+    options.add_options()
+        ("help,h", "show this help and exit")
+        ("version,V", "show the version and exit")
+        ("config,c", po::value<std::string>()->value_name("FILE"),
+         "configuration file (default /etc/smtpgate/smtpgate.toml)")
+        ("check-config", "validate the configuration, print a summary and exit (0 when valid)")
+        ("listen", po::value<std::vector<std::string>>()->value_name("ADDR:PORT")->composing(),
+         "listen on this address instead of server.listen (repeatable)")
+        ("backend", po::value<std::string>()->value_name("HOST:PORT"),
+         "relay to this backend instead of backend.address");
+
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(options).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::fprintf(stderr, "smtpgate: %s (try --help)\n", e.what());
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << "Usage: smtpgate [--config FILE] [--check-config] [--listen ADDR:PORT]... "
+                     "[--backend HOST:PORT]\n\n"
+                     "An SMTP front-end proxy that screens clients and relays clean sessions to "
+                     "a backend MTA.\n\n"
+                  << options << "\n";
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::cout << "smtpgate " << SMTPGATE_VERSION << "\n";
+        return 0;
+    }
+
+    config::settings settings;
+    try {
+        const std::string path = vm.count("config") ? vm["config"].as<std::string>() : default_config;
+        settings = config::load_file(path);
+        if (vm.count("listen")) {
+            settings.server.listen.clear();
+            for (const auto& text : vm["listen"].as<std::vector<std::string>>()) {
+                settings.server.listen.push_back(endpoint_option(text, false, "listen"));
+            }
+        }
+        if (vm.count("backend")) {
+            settings.backend.address = endpoint_option(vm["backend"].as<std::string>(), true, "backend");
+        }
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "smtpgate: %s\n", e.what());
+        return 1;
+    }
+
+    if (vm.count("check-config")) {
+        std::string listen;
+        for (const auto& ep : settings.server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
+        std::cout << fmt::format("{}: configuration is valid\n  listen:  {}\n  backend: {}\n",
+                                 settings.source, listen, settings.backend.address.to_string());
+        return 0;
+    }
+
+    ops::configure_logging(settings.log);
+    try {
+        return net::run(settings);
+    } catch (const std::exception& e) {
+        ops::log(ops::level::error, "fatal").kv("error", e.what());
+        std::fprintf(stderr, "smtpgate: %s\n", e.what());
+        return 1;
+    }
+}

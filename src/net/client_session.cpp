@@ -1,0 +1,452 @@
+#include "smtpgate/net/client_session.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <utility>
+
+#include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/log.hpp"
+#include "smtpgate/smtp/proxy_header.hpp"
+
+namespace smtpgate::net {
+
+using namespace boost::asio::experimental::awaitable_operators;
+using boost::system::error_code;
+namespace errc = boost::asio::error;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Reads are at most this large; the client buffer also bounds pipelined input.
+constexpr std::size_t client_buffer_size = 64 * 1024;
+constexpr std::size_t backend_buffer_size = 16 * 1024;
+// RFC 5321 4.5.3.1.5 allows 512; real MTAs send longer EHLO lines, never this long.
+constexpr std::size_t backend_line_limit = 8 * 1024;
+// Message content is written to the backend in chunks of about this size.
+constexpr std::size_t message_chunk = 64 * 1024;
+// The goodbye (last reply, QUIT to the backend, lingering close) has its own short deadline:
+// a client that stops reading must not hold the session open.
+constexpr auto goodbye_timeout = std::chrono::seconds(5);
+
+std::string endpoint_text(const tcp::endpoint& ep) {
+    const auto addr = ep.address();
+    return addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(ep.port())
+                        : addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
+    smtp::proxy_address a;
+    auto addr = ep.address();
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    }
+    a.ipv6 = addr.is_v6();
+    if (a.ipv6) {
+        const auto b = addr.to_v6().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    } else {
+        const auto b = addr.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    }
+    a.port = ep.port();
+    a.text = addr.to_string();
+    return a;
+}
+
+std::string_view error_reason(const error_code& ec) {
+    if (ec == errc::eof) return "eof";
+    if (ec == errc::connection_reset) return "reset";
+    if (ec == errc::connection_refused) return "refused";
+    if (ec == errc::broken_pipe) return "broken_pipe";
+    if (ec == errc::operation_aborted) return "aborted";
+    return "io_error";
+}
+
+}  // namespace
+
+client_session::client_session(server& owner, tcp::socket client,
+                               std::shared_ptr<const config::settings> settings, std::string id)
+    : owner_(owner),
+      settings_(std::move(settings)),
+      id_(std::move(id)),
+      client_(std::move(client)),
+      backend_(client_.get_executor()),
+      timer_(client_.get_executor()),
+      client_in_(std::max(client_buffer_size, settings_->smtp.max_line_length + 2)),
+      backend_in_(backend_buffer_size),
+      client_lines_(settings_->smtp.max_line_length),
+      backend_lines_(backend_line_limit),
+      scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
+      engine_({owner.hostname(),
+               settings_->smtp.bare_newline == config::bare_newline_mode::reject}) {
+    registry_entry_ = owner_.attach(this);
+}
+
+client_session::~client_session() { owner_.detach(registry_entry_); }
+
+void client_session::drain() {
+    if (interrupt_ != interrupt::none) return;
+    interrupt_ = interrupt::drain;
+    engine_.on_drain();
+    // Between transactions and waiting for the client: nothing to finish, close now.
+    if (idle_) client_.cancel();
+}
+
+void client_session::stop() {
+    interrupt_ = interrupt::stop;
+    error_code ignored;
+    client_.cancel(ignored);
+    backend_.cancel(ignored);
+}
+
+// ---- I/O with deadlines -------------------------------------------------------------------
+
+asio::awaitable<client_session::io_result> client_session::read_some(
+    tcp::socket& socket, smtp::input_buffer& buffer, steady_clock::time_point deadline) {
+    const auto space = buffer.prepare();
+    if (space.empty()) co_return io_result{errc::no_buffer_space, 0, false};
+    timer_.expires_at(deadline);
+    auto r = co_await (socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple)
+                       || timer_.async_wait(use_tuple));
+    if (r.index() == 1) co_return io_result{errc::timed_out, 0, true};
+    auto [ec, n] = std::get<0>(r);
+    buffer.commit(n);
+    co_return io_result{ec, n, false};
+}
+
+asio::awaitable<client_session::io_result> client_session::write_all(
+    tcp::socket& socket, std::string& bytes, steady_clock::time_point deadline) {
+    timer_.expires_at(deadline);
+    auto r = co_await (asio::async_write(socket, asio::buffer(bytes), use_tuple)
+                       || timer_.async_wait(use_tuple));
+    if (r.index() == 1) co_return io_result{errc::timed_out, 0, true};
+    auto [ec, n] = std::get<0>(r);
+    bytes.clear();
+    co_return io_result{ec, n, false};
+}
+
+steady_clock::time_point client_session::capped(steady_clock::duration phase) const {
+    return std::min(steady_clock::now() + phase, session_deadline_);
+}
+
+void client_session::on_io_failure(const io_result& r, session::deadline phase, bool backend_side) {
+    if (interrupt_ == interrupt::stop) {
+        engine_.on_shutdown();
+    } else if (r.timed_out) {
+        engine_.on_timeout(steady_clock::now() >= session_deadline_ ? session::deadline::session
+                                                                    : phase);
+    } else if (backend_side) {
+        engine_.on_backend_failure(error_reason(r.ec));
+    } else {
+        // The client went away or broke the connection: nobody is left to answer.
+        client_gone_ = true;
+        if (end_reason_.empty()) end_reason_ = std::string("client_") + std::string(error_reason(r.ec));
+    }
+}
+
+// ---- The session --------------------------------------------------------------------------
+
+asio::awaitable<void> client_session::run() {
+    started_ = steady_clock::now();
+    session_deadline_ = started_ + settings_->timeouts.session;
+    error_code ec;
+    const auto remote = client_.remote_endpoint(ec);
+    client_text_ = ec ? "unknown" : endpoint_text(remote);
+    const auto local = client_.local_endpoint(ec);
+    ops::log(ops::level::info, "connect")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("server", ec ? std::string("unknown") : endpoint_text(local));
+
+    co_await connect_backend();
+    if (!engine_.closing() && !client_gone_) co_await read_backend_reply(true);
+    while (!engine_.closing() && !client_gone_) co_await relay_loop();
+    log_events();
+    co_await goodbye();
+
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started_);
+    std::string reason = end_reason_;
+    if (reason.empty()) reason = std::string(engine_.close_reason());
+    ops::log(ops::level::info, "disconnect")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", reason.empty() ? std::string("unknown") : reason)
+        .kv("commands", engine_.commands())
+        .kv("messages", engine_.messages())
+        .kv("bytes_in", bytes_in_)
+        .kv("bytes_out", bytes_out_)
+        .kv("duration_ms", ms.count());
+}
+
+asio::awaitable<void> client_session::connect_backend() {
+    const auto& cfg = settings_->backend;
+    const auto deadline = capped(cfg.connect_timeout);
+    std::vector<tcp::endpoint> candidates;
+    if (owner_.backend_endpoint()) {
+        candidates.push_back(*owner_.backend_endpoint());
+    } else {
+        // A host name (a container service name, say) is resolved per session, so the
+        // backend may move without a restart.
+        tcp::resolver resolver(client_.get_executor());
+        timer_.expires_at(deadline);
+        auto r = co_await (resolver.async_resolve(cfg.address.host, std::to_string(cfg.address.port), use_tuple)
+                           || timer_.async_wait(use_tuple));
+        if (r.index() == 0 && !std::get<0>(std::get<0>(r))) {
+            for (const auto& entry : std::get<1>(std::get<0>(r))) candidates.push_back(entry.endpoint());
+        }
+        if (candidates.empty()) {
+            ops::log(ops::level::warning, "backend_error").kv("session", id_).kv("reason", "resolve")
+                .kv("backend", cfg.address.to_string());
+            engine_.on_backend_unreachable("resolve");
+            co_return;
+        }
+    }
+
+    timer_.expires_at(deadline);
+    auto r = co_await (asio::async_connect(backend_, candidates, use_tuple) || timer_.async_wait(use_tuple));
+    error_code ec = r.index() == 0 ? std::get<0>(std::get<0>(r)) : errc::timed_out;
+    if (ec) {
+        if (interrupt_ == interrupt::stop) {
+            engine_.on_shutdown();
+            co_return;
+        }
+        ops::log(ops::level::warning, "backend_error")
+            .kv("session", id_)
+            .kv("reason", ec == errc::timed_out ? "connect_timeout" : "connect")
+            .kv("backend", cfg.address.to_string())
+            .kv("error", ec.message());
+        engine_.on_backend_unreachable("connect");
+        co_return;
+    }
+    backend_connected_ = true;
+    backend_.set_option(tcp::no_delay(true), ec);
+
+    if (cfg.identity != config::identity_mode::none) {
+        error_code e1, e2;
+        const auto src = client_.remote_endpoint(e1);
+        const auto dst = client_.local_endpoint(e2);
+        if (e1 || e2) {
+            client_gone_ = true;
+            end_reason_ = "client_reset";
+            co_return;
+        }
+        const auto s = proxy_address_of(src);
+        const auto d = proxy_address_of(dst);
+        std::string header = cfg.identity == config::identity_mode::proxy_v1
+                                 ? smtp::encode_proxy_v1(s, d)
+                                 : smtp::encode_proxy_v2(s, d);
+        if (!co_await flush_backend_bytes(header)) co_return;
+    }
+}
+
+asio::awaitable<bool> client_session::flush_backend_bytes(std::string& bytes) {
+    if (bytes.empty()) co_return true;
+    const auto r = co_await write_all(backend_, bytes, capped(settings_->backend.reply_timeout));
+    if (r.ec) {
+        on_io_failure(r, session::deadline::backend_reply, true);
+        co_return false;
+    }
+    co_return true;
+}
+
+asio::awaitable<bool> client_session::flush_backend() {
+    co_return co_await flush_backend_bytes(engine_.to_backend());
+}
+
+asio::awaitable<void> client_session::flush_client() {
+    auto& out = engine_.to_client();
+    if (out.empty() || client_gone_) co_return;
+    const std::size_t n = out.size();
+    const auto r = co_await write_all(client_, out, capped(settings_->timeouts.command));
+    if (r.ec) {
+        out.clear();
+        on_io_failure(r, session::deadline::command, false);
+        co_return;
+    }
+    bytes_out_ += n;
+}
+
+smtp::reply_status client_session::parse_buffered_reply() {
+    for (;;) {
+        const auto line = backend_lines_.next(backend_in_);
+        if (line.status == smtp::line_status::need_more) return smtp::reply_status::need_more;
+        if (line.status == smtp::line_status::too_long) return smtp::reply_status::malformed;
+        const auto status = reply_parser_.feed(line.text);
+        if (status != smtp::reply_status::need_more) return status;
+    }
+}
+
+asio::awaitable<void> client_session::read_backend_reply(bool banner) {
+    const auto timeout = awaiting_final_reply_ ? settings_->backend.data_reply_timeout
+                                               : settings_->backend.reply_timeout;
+    const auto deadline = capped(timeout);
+    for (;;) {
+        const auto status = parse_buffered_reply();
+        if (status == smtp::reply_status::malformed) {
+            engine_.on_backend_failure("protocol");
+            co_return;
+        }
+        if (status == smtp::reply_status::complete) {
+            if (banner) {
+                engine_.on_banner(reply_parser_.result());
+                co_return;
+            }
+            engine_.on_backend_reply(reply_parser_.result());
+            // Pipelined replies that arrived together are all handled before the next write.
+            if (!engine_.awaiting_backend() || engine_.closing()) co_return;
+            continue;
+        }
+        const auto r = co_await read_some(backend_, backend_in_, deadline);
+        if (r.ec) {
+            on_io_failure(r, session::deadline::backend_reply, true);
+            co_return;
+        }
+    }
+}
+
+asio::awaitable<void> client_session::relay_loop() {
+    // 1. Every complete line the client already sent, as far as the engine takes them.
+    while (engine_.accepts_lines()) {
+        const auto line = client_lines_.next(client_in_);
+        if (line.status == smtp::line_status::need_more) break;
+        line_deadline_ = {};
+        engine_.on_client_line(line);
+    }
+    log_events();
+    if (engine_.closing()) co_return;
+
+    // 2. Forward what the engine accepted, in one write.
+    if (!co_await flush_backend()) co_return;
+
+    // 3. Wait for whichever side owes the next step.
+    if (engine_.awaiting_backend()) {
+        co_await flush_client();
+        if (client_gone_) co_return;
+        co_await read_backend_reply(false);
+        awaiting_final_reply_ = false;
+        co_return;
+    }
+    if (engine_.current_phase() == session::phase::data) {
+        co_await flush_client();  // the 354
+        if (client_gone_) co_return;
+        co_await stream_message();
+        co_return;
+    }
+    co_await flush_client();
+    if (client_gone_ || engine_.closing()) co_return;
+    co_await read_client_commands();
+}
+
+asio::awaitable<void> client_session::read_client_commands() {
+    if (line_deadline_ == steady_clock::time_point{}) {
+        // One deadline for the whole command line, however many reads it takes (postscreen;
+        // defeats a client that sends one byte at a time).
+        line_deadline_ = capped(settings_->timeouts.command);
+    }
+    idle_ = client_in_.empty() && !engine_.in_transaction();
+    if (idle_ && interrupt_ == interrupt::drain) {
+        idle_ = false;
+        engine_.on_shutdown();
+        co_return;
+    }
+    const auto r = co_await read_some(client_, client_in_, line_deadline_);
+    idle_ = false;
+    if (r.ec == errc::operation_aborted && interrupt_ == interrupt::drain) {
+        engine_.on_shutdown();
+        co_return;
+    }
+    if (r.ec) {
+        on_io_failure(r, session::deadline::command, false);
+        co_return;
+    }
+    bytes_in_ += r.bytes;
+}
+
+asio::awaitable<void> client_session::stream_message() {
+    scanner_.reset();
+    const auto deadline = capped(settings_->timeouts.data);
+    for (;;) {
+        const auto result = scanner_.scan(client_in_.data(), message_out_);
+        client_in_.consume(result.consumed);
+        if (result.status == smtp::data_status::bare_newline) {
+            // The backend never sees an end-of-data: closing it mid-message discards it.
+            engine_.on_data_bare_newline();
+            message_out_.clear();
+            co_return;
+        }
+        if (result.status == smtp::data_status::done || message_out_.size() >= message_chunk) {
+            const auto w = co_await write_all(backend_, message_out_, deadline);
+            if (w.ec) {
+                on_io_failure(w, session::deadline::data, true);
+                co_return;
+            }
+        }
+        if (result.status == smtp::data_status::done) {
+            engine_.on_data_end();
+            awaiting_final_reply_ = true;
+            co_return;
+        }
+        const auto r = co_await read_some(client_, client_in_, deadline);
+        if (r.ec) {
+            on_io_failure(r, session::deadline::data, false);
+            co_return;
+        }
+        bytes_in_ += r.bytes;
+    }
+}
+
+asio::awaitable<void> client_session::goodbye() {
+    const auto deadline = steady_clock::now() + goodbye_timeout;
+    error_code ignored;
+    if (!client_gone_ && !engine_.to_client().empty()) {
+        const std::size_t n = engine_.to_client().size();
+        const auto r = co_await write_all(client_, engine_.to_client(), deadline);
+        if (!r.ec) bytes_out_ += n;
+    }
+    if (backend_connected_) {
+        if (engine_.backend_quit_wanted()) {
+            // Best effort: the backend's 221 is not awaited.
+            std::string quit = "QUIT\r\n";
+            backend_.non_blocking(true, ignored);
+            backend_.write_some(asio::buffer(quit), ignored);
+        }
+        backend_.shutdown(tcp::socket::shutdown_both, ignored);
+        backend_.close(ignored);
+    }
+    if (!client_gone_) {
+        // Lingering close: stop sending, then read and drop what the client still sends, so
+        // the kernel does not answer unread input with a reset that would destroy our last
+        // reply before the client read it.
+        client_.shutdown(tcp::socket::shutdown_send, ignored);
+        client_in_.clear();
+        for (;;) {
+            const auto r = co_await read_some(client_, client_in_, deadline);
+            client_in_.clear();
+            if (r.ec) break;
+        }
+    }
+    client_.close(ignored);
+}
+
+void client_session::log_events() {
+    for (const auto& e : engine_.events()) {
+        auto line = ops::log(e.name == "reject" ? ops::level::info : ops::level::warning, e.name);
+        line.kv("session", id_).kv("client", client_text_);
+        if (e.name == "timeout") {
+            line.kv("phase", e.reason);
+        } else {
+            line.kv("reason", e.reason);
+        }
+        if (e.code != 0) line.kv("code", e.code);
+    }
+    engine_.events().clear();
+}
+
+}  // namespace smtpgate::net

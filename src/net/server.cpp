@@ -1,0 +1,207 @@
+#include "smtpgate/net/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/host_name.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <system_error>
+
+#include "smtpgate/net/client_session.hpp"
+#include "smtpgate/ops/log.hpp"
+#include "smtpgate/smtp/replies.hpp"
+
+namespace smtpgate::net {
+
+using boost::system::error_code;
+namespace errc = boost::asio::error;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+constexpr int listen_backlog = 1024;
+// After EMFILE/ENFILE the accept loop pauses so running sessions can finish and free
+// descriptors, instead of spinning on a full table (OpenSMTPD does the same).
+constexpr auto accept_backoff = std::chrono::milliseconds(100);
+
+void log_escaped(std::string_view what, std::exception_ptr e) {
+    if (!e) return;
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+        ops::log(ops::level::error, "internal_error").kv("where", what).kv("error", ex.what());
+    } catch (...) {
+        ops::log(ops::level::error, "internal_error").kv("where", what).kv("error", "unknown");
+    }
+}
+
+}  // namespace
+
+server::server(asio::io_context& io, config::settings settings)
+    : io_(io),
+      settings_(std::make_shared<const config::settings>(std::move(settings))),
+      signals_(io, SIGTERM, SIGINT, SIGHUP),
+      grace_timer_(io) {
+    hostname_ = settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
+    error_code ec;
+    const auto addr = asio::ip::make_address(settings_->backend.address.host, ec);
+    if (!ec) backend_endpoint_ = tcp::endpoint(addr, settings_->backend.address.port);
+    const auto now = std::chrono::system_clock::now().time_since_epoch().count();
+    id_prefix_ = static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
+}
+
+server::~server() = default;
+
+void server::start() {
+    for (const auto& ep : settings_->server.listen) {
+        const tcp::endpoint endpoint(asio::ip::make_address(ep.host), ep.port);
+        auto acceptor = std::make_unique<tcp::acceptor>(io_);
+        error_code ec;
+        acceptor->open(endpoint.protocol(), ec);
+        if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+        // "[::]:25" next to "0.0.0.0:25" must not collide: IPv6 sockets take IPv6 only.
+        if (!ec && endpoint.address().is_v6()) acceptor->set_option(asio::ip::v6_only(true), ec);
+        if (!ec) acceptor->bind(endpoint, ec);
+        if (!ec) acceptor->listen(listen_backlog, ec);
+        if (ec) throw std::system_error(ec, "listen " + ep.to_string());
+        ops::log(ops::level::info, "listen").kv("address", ep.to_string());
+        acceptors_.push_back(std::move(acceptor));
+    }
+    for (auto& acceptor : acceptors_) {
+        asio::co_spawn(io_, accept_loop(*acceptor),
+                       [](std::exception_ptr e) { log_escaped("accept_loop", e); });
+    }
+    asio::co_spawn(io_, watch_signals(), [](std::exception_ptr e) { log_escaped("signals", e); });
+}
+
+asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
+    asio::steady_timer backoff(io_);
+    for (;;) {
+        auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+        if (draining_ || ec == errc::operation_aborted) co_return;
+        if (ec) {
+            ops::log(ops::level::warning, "accept_error").kv("error", ec.message());
+            if (ec == errc::no_descriptors || ec.value() == ENFILE || ec == errc::no_buffer_space
+                || ec == errc::no_memory) {
+                backoff.expires_after(accept_backoff);
+                co_await backoff.async_wait(use_tuple);
+            }
+            continue;
+        }
+        if (sessions_.size() >= settings_->server.max_connections) {
+            refuse(socket);
+            continue;
+        }
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto session = std::make_shared<client_session>(*this, std::move(socket), settings_,
+                                                        next_session_id());
+        asio::co_spawn(io_, session->run(), [session](std::exception_ptr e) {
+            log_escaped("session " + session->id(), e);
+        });
+    }
+}
+
+void server::refuse(tcp::socket& socket) {
+    // The reply is short and the socket new: one non-blocking write fits its send buffer.
+    std::string reply;
+    smtp::append_reply(reply, smtp::replies::too_many_connections, hostname_);
+    error_code ec;
+    const auto remote = socket.remote_endpoint(ec);
+    ops::log(ops::level::warning, "reject")
+        .kv("session", next_session_id())
+        .kv("client", ec ? std::string("unknown") : remote.address().to_string())
+        .kv("reason", "max_connections")
+        .kv("code", smtp::replies::too_many_connections.code)
+        .kv("observed", sessions_.size())
+        .kv("limit", settings_->server.max_connections);
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(reply), ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
+}
+
+asio::awaitable<void> server::watch_signals() {
+    for (;;) {
+        auto [ec, signal] = co_await signals_.async_wait(use_tuple);
+        if (ec) co_return;
+        if (signal == SIGHUP) {
+            ops::log(ops::level::warning, "reload")
+                .kv("status", "unsupported")
+                .kv("detail", "this version does not reload; restart to apply a new configuration");
+            continue;
+        }
+        if (!draining_) {
+            drain();
+        } else {
+            stop_sessions();
+        }
+    }
+}
+
+void server::drain() {
+    if (draining_) return;
+    draining_ = true;
+    error_code ignored;
+    for (auto& acceptor : acceptors_) acceptor->close(ignored);
+    ops::log(ops::level::info, "shutdown")
+        .kv("phase", "drain")
+        .kv("sessions", sessions_.size())
+        .kv("grace_ms", settings_->server.shutdown_grace.count());
+    if (sessions_.empty()) {
+        signals_.cancel(ignored);
+        return;
+    }
+    for (auto* s : sessions_) s->drain();
+    grace_timer_.expires_after(settings_->server.shutdown_grace);
+    grace_timer_.async_wait([this](const error_code& ec) {
+        if (!ec) stop_sessions();
+    });
+}
+
+void server::stop_sessions() {
+    if (stopping_) return;
+    stopping_ = true;
+    ops::log(ops::level::info, "shutdown").kv("phase", "stop").kv("sessions", sessions_.size());
+    for (auto* s : sessions_) s->stop();
+}
+
+std::list<client_session*>::iterator server::attach(client_session* s) {
+    return sessions_.insert(sessions_.end(), s);
+}
+
+void server::detach(std::list<client_session*>::iterator it) {
+    sessions_.erase(it);
+    if (draining_ && sessions_.empty()) {
+        // The last session is gone: nothing keeps the io_context running any more.
+        error_code ignored;
+        grace_timer_.cancel();
+        signals_.cancel(ignored);
+    }
+}
+
+std::string server::next_session_id() {
+    return fmt::format("{:06x}{:06x}", id_prefix_, ++session_counter_);
+}
+
+int run(const config::settings& settings) {
+    std::signal(SIGPIPE, SIG_IGN);
+    asio::io_context io(1);
+    server s(io, settings);
+    s.start();
+    ops::log(ops::level::info, "start")
+        .kv("version", SMTPGATE_VERSION)
+        .kv("backend", settings.backend.address.to_string())
+        .kv("hostname", s.hostname())
+        .kv("config", settings.source);
+    io.run();
+    ops::log(ops::level::info, "stopped");
+    return 0;
+}
+
+}  // namespace smtpgate::net

@@ -1,0 +1,19 @@
+#include "smtpgate/smtp/replies.hpp"
+
+#include <fmt/format.h>
+
+namespace smtpgate::smtp {
+
+void append_reply(std::string& out, const named_reply& r, std::string_view hostname) {
+    fmt::format_to(std::back_inserter(out), "{} ", r.code);
+    std::string_view text = r.text;
+    for (auto pos = text.find("%h"); pos != std::string_view::npos; pos = text.find("%h")) {
+        out.append(text.substr(0, pos));
+        out.append(hostname);
+        text.remove_prefix(pos + 2);
+    }
+    out.append(text);
+    out.append("\r\n");
+}
+
+}  // namespace smtpgate::smtp
