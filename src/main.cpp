@@ -1,6 +1,6 @@
 // smtpgate: command line. Parses options, loads the configuration and starts the server.
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -23,8 +23,9 @@ constexpr const char* default_config = "/etc/smtpgate/smtpgate.toml";
 config::endpoint endpoint_option(const std::string& text, bool allow_hostname, const char* option) {
     auto ep = config::parse_endpoint(text, allow_hostname);
     if (!ep) {
-        throw std::runtime_error(fmt::format("--{}: expected an address like \"127.0.0.1:25\" or \"[::1]:25\", got \"{}\"",
-                                             option, text));
+        throw std::runtime_error(fmt::format(
+            "--{}: expected an address like \"127.0.0.1:25\" or \"[::1]:25\", got \"{}\"", option,
+            text));
     }
     return *ep;
 }
@@ -33,16 +34,15 @@ config::endpoint endpoint_option(const std::string& text, bool allow_hostname, c
 
 int main(int argc, char** argv) {
     po::options_description options("Options");
-    options.add_options()
-        ("help,h", "show this help and exit")
-        ("version,V", "show the version and exit")
-        ("config,c", po::value<std::string>()->value_name("FILE"),
-         "configuration file (default /etc/smtpgate/smtpgate.toml)")
-        ("check-config", "validate the configuration, print a summary and exit (0 when valid)")
-        ("listen", po::value<std::vector<std::string>>()->value_name("ADDR:PORT")->composing(),
-         "listen on this address instead of server.listen (repeatable)")
-        ("backend", po::value<std::string>()->value_name("HOST:PORT"),
-         "relay to this backend instead of backend.address");
+    options.add_options()("help,h", "show this help and exit")("version,V",
+                                                               "show the version and exit")(
+        "config,c", po::value<std::string>()->value_name("FILE"),
+        "configuration file (default /etc/smtpgate/smtpgate.toml)")(
+        "check-config", "validate the configuration, print a summary and exit (0 when valid)")(
+        "listen", po::value<std::vector<std::string>>()->value_name("ADDR:PORT")->composing(),
+        "listen on this address instead of server.listen (repeatable)")(
+        "backend", po::value<std::string>()->value_name("HOST:PORT"),
+        "relay to this backend instead of backend.address");
 
     po::variables_map vm;
     try {
@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
 
     config::settings settings;
     try {
-        const std::string path = vm.count("config") ? vm["config"].as<std::string>() : default_config;
+        const std::string path =
+            vm.count("config") ? vm["config"].as<std::string>() : default_config;
         settings = config::load_file(path);
         if (vm.count("listen")) {
             settings.server.listen.clear();
@@ -76,7 +77,8 @@ int main(int argc, char** argv) {
             }
         }
         if (vm.count("backend")) {
-            settings.backend.address = endpoint_option(vm["backend"].as<std::string>(), true, "backend");
+            settings.backend.address =
+                endpoint_option(vm["backend"].as<std::string>(), true, "backend");
         }
     } catch (const std::exception& e) {
         std::fprintf(stderr, "smtpgate: %s\n", e.what());
@@ -85,7 +87,8 @@ int main(int argc, char** argv) {
 
     if (vm.count("check-config")) {
         std::string listen;
-        for (const auto& ep : settings.server.listen) listen += (listen.empty() ? "" : ", ") + ep.to_string();
+        for (const auto& ep : settings.server.listen)
+            listen += (listen.empty() ? "" : ", ") + ep.to_string();
         std::cout << fmt::format("{}: configuration is valid\n  listen:  {}\n  backend: {}\n",
                                  settings.source, listen, settings.backend.address.to_string());
         return 0;

@@ -84,12 +84,14 @@ client_session::client_session(server& owner, tcp::socket client,
       client_lines_(settings_->smtp.max_line_length),
       backend_lines_(backend_line_limit),
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
-      engine_({owner.hostname(),
-               settings_->smtp.bare_newline == config::bare_newline_mode::reject}) {
+      engine_(
+          {owner.hostname(), settings_->smtp.bare_newline == config::bare_newline_mode::reject}) {
     registry_entry_ = owner_.attach(this);
 }
 
-client_session::~client_session() { owner_.detach(registry_entry_); }
+client_session::~client_session() {
+    owner_.detach(registry_entry_);
+}
 
 void client_session::drain() {
     if (interrupt_ != interrupt::none) return;
@@ -143,11 +145,12 @@ void client_session::on_io_failure(const io_result& r, session::deadline phase, 
         engine_.on_timeout(steady_clock::now() >= session_deadline_ ? session::deadline::session
                                                                     : phase);
     } else if (backend_side) {
-        engine_.on_backend_failure(error_reason(r.ec));
+        engine_.on_backend_failure(error_reason(r.ec), r.ec.message());
     } else {
         // The client went away or broke the connection: nobody is left to answer.
         client_gone_ = true;
-        if (end_reason_.empty()) end_reason_ = std::string("client_") + std::string(error_reason(r.ec));
+        if (end_reason_.empty())
+            end_reason_ = std::string("client_") + std::string(error_reason(r.ec));
     }
 }
 
@@ -167,13 +170,15 @@ asio::awaitable<void> client_session::run() {
 
     co_await connect_backend();
     if (!engine_.closing() && !client_gone_) co_await read_backend_reply(true);
-    while (!engine_.closing() && !client_gone_) co_await relay_loop();
+    while (!engine_.closing() && !client_gone_)
+        co_await relay_loop();
     log_events();
     co_await goodbye();
 
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started_);
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started_);
     std::string reason = end_reason_;
-    if (reason.empty()) reason = std::string(engine_.close_reason());
+    if (reason.empty()) reason = engine_.close_reason();
     ops::log(ops::level::info, "disconnect")
         .kv("session", id_)
         .kv("client", client_text_)
@@ -196,33 +201,30 @@ asio::awaitable<void> client_session::connect_backend() {
         // backend may move without a restart.
         tcp::resolver resolver(client_.get_executor());
         timer_.expires_at(deadline);
-        auto r = co_await (resolver.async_resolve(cfg.address.host, std::to_string(cfg.address.port), use_tuple)
-                           || timer_.async_wait(use_tuple));
+        auto r = co_await (
+            resolver.async_resolve(cfg.address.host, std::to_string(cfg.address.port), use_tuple)
+            || timer_.async_wait(use_tuple));
         if (r.index() == 0 && !std::get<0>(std::get<0>(r))) {
-            for (const auto& entry : std::get<1>(std::get<0>(r))) candidates.push_back(entry.endpoint());
+            for (const auto& entry : std::get<1>(std::get<0>(r)))
+                candidates.push_back(entry.endpoint());
         }
         if (candidates.empty()) {
-            ops::log(ops::level::warning, "backend_error").kv("session", id_).kv("reason", "resolve")
-                .kv("backend", cfg.address.to_string());
-            engine_.on_backend_unreachable("resolve");
+            engine_.on_backend_unreachable("resolve", cfg.address.to_string());
             co_return;
         }
     }
 
     timer_.expires_at(deadline);
-    auto r = co_await (asio::async_connect(backend_, candidates, use_tuple) || timer_.async_wait(use_tuple));
+    auto r = co_await (asio::async_connect(backend_, candidates, use_tuple)
+                       || timer_.async_wait(use_tuple));
     error_code ec = r.index() == 0 ? std::get<0>(std::get<0>(r)) : errc::timed_out;
     if (ec) {
         if (interrupt_ == interrupt::stop) {
             engine_.on_shutdown();
             co_return;
         }
-        ops::log(ops::level::warning, "backend_error")
-            .kv("session", id_)
-            .kv("reason", ec == errc::timed_out ? "connect_timeout" : "connect")
-            .kv("backend", cfg.address.to_string())
-            .kv("error", ec.message());
-        engine_.on_backend_unreachable("connect");
+        engine_.on_backend_unreachable(ec == errc::timed_out ? "connect_timeout" : "connect",
+                                       cfg.address.to_string() + ": " + ec.message());
         co_return;
     }
     backend_connected_ = true;
@@ -445,6 +447,7 @@ void client_session::log_events() {
             line.kv("reason", e.reason);
         }
         if (e.code != 0) line.kv("code", e.code);
+        if (!e.detail.empty()) line.kv("detail", e.detail);
     }
     engine_.events().clear();
 }

@@ -1,12 +1,12 @@
 #include "smtpgate/net/server.hpp"
 
+#include <fmt/format.h>
+#include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
@@ -47,12 +47,14 @@ server::server(asio::io_context& io, config::settings settings)
       settings_(std::make_shared<const config::settings>(std::move(settings))),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       grace_timer_(io) {
-    hostname_ = settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
+    hostname_ =
+        settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;
     const auto addr = asio::ip::make_address(settings_->backend.address.host, ec);
     if (!ec) backend_endpoint_ = tcp::endpoint(addr, settings_->backend.address.port);
     const auto now = std::chrono::system_clock::now().time_since_epoch().count();
-    id_prefix_ = static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
+    id_prefix_ =
+        static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
 }
 
 server::~server() = default;
@@ -148,7 +150,8 @@ void server::drain() {
     if (draining_) return;
     draining_ = true;
     error_code ignored;
-    for (auto& acceptor : acceptors_) acceptor->close(ignored);
+    for (auto& acceptor : acceptors_)
+        acceptor->close(ignored);
     ops::log(ops::level::info, "shutdown")
         .kv("phase", "drain")
         .kv("sessions", sessions_.size())
@@ -157,7 +160,8 @@ void server::drain() {
         signals_.cancel(ignored);
         return;
     }
-    for (auto* s : sessions_) s->drain();
+    for (auto* s : sessions_)
+        s->drain();
     grace_timer_.expires_after(settings_->server.shutdown_grace);
     grace_timer_.async_wait([this](const error_code& ec) {
         if (!ec) stop_sessions();
@@ -168,7 +172,8 @@ void server::stop_sessions() {
     if (stopping_) return;
     stopping_ = true;
     ops::log(ops::level::info, "shutdown").kv("phase", "stop").kv("sessions", sessions_.size());
-    for (auto* s : sessions_) s->stop();
+    for (auto* s : sessions_)
+        s->stop();
 }
 
 std::list<client_session*>::iterator server::attach(client_session* s) {

@@ -45,12 +45,14 @@ int syslog_priority(level l) {
 void append_timestamp(std::string& out) {
     const auto now = std::chrono::system_clock::now();
     const auto secs = std::chrono::system_clock::to_time_t(now);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    const auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()
+        % 1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
     fmt::format_to(std::back_inserter(out), "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, ms);
+                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   ms);
 }
 
 void append_json_string(std::string& out, std::string_view s) {
@@ -117,7 +119,9 @@ void configure_logging(const config::log_settings& settings) {
     s.target = settings.target;
 }
 
-bool log_enabled(level l) { return l >= state().min_level.load(std::memory_order_relaxed); }
+bool log_enabled(level l) {
+    return l >= state().min_level.load(std::memory_order_relaxed);
+}
 
 log_line::log_line(level l, std::string_view event) : level_(l), enabled_(log_enabled(l)) {
     if (!enabled_) return;

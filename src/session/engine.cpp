@@ -53,7 +53,7 @@ void engine::on_client_line(const smtp::line_event& line) {
         // backend's state stays in step with ours.
         const bool ok = line.status == smtp::line_status::line && !line.bare_newline
                         && valid_auth_response(line.text);
-        if (!ok) events_.push_back({"reject", "auth_response", 501});
+        if (!ok) events_.push_back({"reject", "auth_response", 501, {}});
         to_backend_.append(ok ? line.text : "*");
         to_backend_.append("\r\n");
         pending_.push_back(pending{verb::auth, false, {}, false});
@@ -165,7 +165,7 @@ void engine::on_backend_reply(smtp::reply& reply) {
         // RFC 5321 3.8: the backend is closing the channel; so do we.
         closing_ = true;
         close_reason_ = "backend_421";
-        events_.push_back({"backend_error", "backend_421", 421});
+        events_.push_back({"backend_error", "backend_421", 421, {}});
         return;
     }
     flush_local_replies();
@@ -187,18 +187,20 @@ void engine::on_timeout(deadline which) {
     close_with(replies::timeout, "timeout", deadline_name(which));
 }
 
-void engine::on_backend_failure(std::string_view reason) {
-    close_with(replies::backend_failed, "backend_error", reason);
+void engine::on_backend_failure(std::string_view reason, std::string detail) {
+    close_with(replies::backend_failed, "backend_error", reason, std::move(detail));
 }
 
-void engine::on_backend_unreachable(std::string_view reason) {
-    close_with(replies::backend_unreachable, "backend_error", reason);
+void engine::on_backend_unreachable(std::string_view reason, std::string detail) {
+    close_with(replies::backend_unreachable, "backend_error", reason, std::move(detail));
 }
 
-void engine::on_shutdown() { close_with(replies::shutting_down, "drain_close", "shutdown"); }
+void engine::on_shutdown() {
+    close_with(replies::shutting_down, "drain_close", "shutdown");
+}
 
 void engine::local_reply(const smtp::named_reply& r, std::string_view reason) {
-    events_.push_back({"reject", reason, r.code});
+    events_.push_back({"reject", reason, r.code, {}});
     if (backend_owed_ == 0) {
         smtp::append_reply(to_client_, r, settings_.hostname);
         return;
@@ -209,15 +211,20 @@ void engine::local_reply(const smtp::named_reply& r, std::string_view reason) {
 }
 
 void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
-                        std::string_view reason) {
+                        std::string_view reason, std::string detail) {
     if (closing_) return;
-    events_.push_back({event_name, reason, r.code});
+    events_.push_back({event_name, reason, r.code, std::move(detail)});
     // Replies still owed will not come; the client learns why with this last reply.
     pending_.clear();
     backend_owed_ = 0;
     smtp::append_reply(to_client_, r, settings_.hostname);
     closing_ = true;
-    close_reason_ = reason;
+    if (event_name == "timeout" || event_name == "backend_error") {
+        close_reason_ = event_name == "timeout" ? "timeout_" : "backend_";
+        close_reason_.append(reason);
+    } else {
+        close_reason_ = reason;
+    }
 }
 
 void engine::flush_local_replies() {

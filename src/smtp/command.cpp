@@ -10,12 +10,14 @@ using namespace std::string_view_literals;
 
 namespace {
 
-constexpr char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c; }
+constexpr char to_upper(char c) {
+    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 32) : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size()
-           && std::equal(a.begin(), a.end(), b.begin(),
-                         [](char x, char y) { return to_upper(x) == to_upper(y); });
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return to_upper(x) == to_upper(y);
+           });
 }
 
 bool istarts_with(std::string_view s, std::string_view prefix) {
@@ -40,7 +42,7 @@ constexpr std::array verbs{
 };
 
 // Request methods of HTTP and of forward proxies: a browser or proxy scanner on port 25.
-constexpr std::array non_smtp_verbs{"GET"sv, "POST"sv, "HEAD"sv, "PUT"sv, "CONNECT"sv,
+constexpr std::array non_smtp_verbs{"GET"sv,     "POST"sv,   "HEAD"sv,  "PUT"sv,  "CONNECT"sv,
                                     "OPTIONS"sv, "DELETE"sv, "TRACE"sv, "PATCH"sv};
 
 bool is_header_name(std::string_view word) {
@@ -61,7 +63,8 @@ bool has_control_character(std::string_view line) {
 }
 
 std::string_view trim_left(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
     return s;
 }
 
@@ -74,7 +77,8 @@ bool split_path(std::string_view rest, command& cmd) {
         // Postfix and sendmail accept a bare address; so does the proxy, and the backend judges.
         const auto space = rest.find(' ');
         cmd.path = rest.substr(0, space);
-        cmd.params = space == std::string_view::npos ? std::string_view{} : trim_left(rest.substr(space));
+        cmd.params =
+            space == std::string_view::npos ? std::string_view{} : trim_left(rest.substr(space));
         return true;
     }
     bool quoted = false;
@@ -111,8 +115,8 @@ command parse_command(std::string_view line) {
         cmd.kind = verb::non_smtp;
         return cmd;
     }
-    const auto* entry = std::find_if(verbs.begin(), verbs.end(),
-                                     [&](const verb_entry& e) { return iequals(cmd.name, e.name); });
+    const auto* entry = std::find_if(
+        verbs.begin(), verbs.end(), [&](const verb_entry& e) { return iequals(cmd.name, e.name); });
     cmd.kind = entry == verbs.end() ? verb::unknown : entry->kind;
 
     if (has_control_character(line)) {

@@ -16,7 +16,8 @@ data_result data_scanner::scan(std::string_view in, std::string& out) {
             case state::mid: {
                 // Fast path: copy the run up to the next CR or LF in one append.
                 const char* q = p;
-                while (q < end && *q != '\r' && *q != '\n') ++q;
+                while (q < end && *q != '\r' && *q != '\n')
+                    ++q;
                 out.append(p, q);
                 p = q;
                 if (p == end) break;

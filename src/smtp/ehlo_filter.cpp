@@ -28,7 +28,8 @@ bool keep(std::string_view line) {
     if (keyword.size() > 5 && iequals(keyword.substr(0, 5), "AUTH=")) return true;
     // RFC 5321 4.1.1.1: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-")
     if (keyword.empty() || !alnum(keyword.front())
-        || !std::all_of(keyword.begin(), keyword.end(), [](char c) { return alnum(c) || c == '-'; })) {
+        || !std::all_of(keyword.begin(), keyword.end(),
+                        [](char c) { return alnum(c) || c == '-'; })) {
         return false;
     }
     return std::none_of(hidden.begin(), hidden.end(),

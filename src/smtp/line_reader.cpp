@@ -6,8 +6,8 @@ namespace smtpgate::smtp {
 
 line_event line_reader::next(input_buffer& in) {
     const std::string_view data = in.data();
-    const auto end = std::find_if(data.begin(), data.end(),
-                                  [](char c) { return c == '\r' || c == '\n'; });
+    const auto end =
+        std::find_if(data.begin(), data.end(), [](char c) { return c == '\r' || c == '\n'; });
     const std::size_t text_len = static_cast<std::size_t>(end - data.begin());
 
     if (end == data.end() || (*end == '\r' && text_len + 1 == data.size())) {

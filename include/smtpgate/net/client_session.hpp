@@ -37,9 +37,9 @@ using steady_clock = std::chrono::steady_clock;
 class server;
 
 class client_session {
-public:
-    client_session(server& owner, tcp::socket client, std::shared_ptr<const config::settings> settings,
-                   std::string id);
+  public:
+    client_session(server& owner, tcp::socket client,
+                   std::shared_ptr<const config::settings> settings, std::string id);
     ~client_session();
     client_session(const client_session&) = delete;
     client_session& operator=(const client_session&) = delete;
@@ -55,7 +55,7 @@ public:
 
     const std::string& id() const { return id_; }
 
-private:
+  private:
     struct io_result {
         boost::system::error_code ec;
         std::size_t bytes = 0;

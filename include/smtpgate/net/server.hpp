@@ -32,7 +32,7 @@ using tcp = asio::ip::tcp;
 class client_session;
 
 class server {
-public:
+  public:
     server(asio::io_context& io, config::settings settings);
     ~server();
 
@@ -51,7 +51,7 @@ public:
     std::list<client_session*>::iterator attach(client_session* s);
     void detach(std::list<client_session*>::iterator it);
 
-private:
+  private:
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
     asio::awaitable<void> watch_signals();
     asio::awaitable<void> grace_period();

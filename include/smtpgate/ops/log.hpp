@@ -23,21 +23,25 @@ void configure_logging(const config::log_settings& settings);
 bool log_enabled(level l);
 
 class log_line {
-public:
+  public:
     log_line(level l, std::string_view event);
     ~log_line();
     log_line(const log_line&) = delete;
     log_line& operator=(const log_line&) = delete;
 
     log_line& kv(std::string_view key, std::string_view value);
-    log_line& kv(std::string_view key, const char* value) { return kv(key, std::string_view{value}); }
-    log_line& kv(std::string_view key, const std::string& value) { return kv(key, std::string_view{value}); }
+    log_line& kv(std::string_view key, const char* value) {
+        return kv(key, std::string_view{value});
+    }
+    log_line& kv(std::string_view key, const std::string& value) {
+        return kv(key, std::string_view{value});
+    }
     template <std::integral T>
     log_line& kv(std::string_view key, T value) {
         return number(key, static_cast<std::int64_t>(value));
     }
 
-private:
+  private:
     log_line& number(std::string_view key, std::int64_t value);
 
     std::string line_;
@@ -46,6 +50,8 @@ private:
 };
 
 /// Starts a log line; it is written at the end of the full expression.
-inline log_line log(level l, std::string_view event) { return log_line{l, event}; }
+inline log_line log(level l, std::string_view event) {
+    return log_line{l, event};
+}
 
 }  // namespace smtpgate::ops

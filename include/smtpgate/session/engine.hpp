@@ -47,10 +47,11 @@ struct event {
     std::string_view name;    ///< "reject", "timeout", "backend_error", "drain_close"
     std::string_view reason;  ///< stable token: "xclient", "line_too_long", "command", ...
     int code = 0;             ///< reply code sent to the client, if any
+    std::string detail;       ///< free text, e.g. the system error of a failed connect
 };
 
 class engine {
-public:
+  public:
     explicit engine(engine_settings settings);
 
     // ---- Inputs ------------------------------------------------------------------------
@@ -67,9 +68,9 @@ public:
     /// A deadline passed: 421 4.4.2 and close.
     void on_timeout(deadline which);
     /// The backend connection failed or broke the protocol: 421 4.3.0 and close.
-    void on_backend_failure(std::string_view reason);
+    void on_backend_failure(std::string_view reason, std::string detail = {});
     /// The backend could not be reached: 421 4.4.1 and close.
-    void on_backend_unreachable(std::string_view reason);
+    void on_backend_unreachable(std::string_view reason, std::string detail = {});
     /// Shutdown reached its end: 421 4.3.2 and close, wherever the session is.
     void on_shutdown();
     /// Shutdown began: from now on the session closes with 421 4.3.2 at its next command
@@ -89,7 +90,9 @@ public:
     bool closing() const { return closing_; }
     /// The backend session may be ended with QUIT (not mid-message, not already quit).
     bool backend_quit_wanted() const { return !quit_forwarded_ && phase_ != phase::data; }
-    std::string_view close_reason() const { return close_reason_; }
+    /// Why the session ends, for the disconnect log line: "quit", "timeout_command",
+    /// "backend_eof", "non_smtp", "shutdown", ...
+    const std::string& close_reason() const { return close_reason_; }
     bool in_transaction() const { return transaction_open_; }
 
     /// Decisions since the last call, oldest first.
@@ -98,17 +101,18 @@ public:
     std::uint64_t commands() const { return commands_; }
     std::uint64_t messages() const { return messages_; }
 
-private:
+  private:
     struct pending {
         smtp::verb kind;
-        bool local = false;     ///< a proxy reply waiting for its turn
-        std::string reply;      ///< the rendered local reply
+        bool local = false;  ///< a proxy reply waiting for its turn
+        std::string reply;   ///< the rendered local reply
         bool end_of_data = false;
     };
 
     void forward(const smtp::command& cmd, std::string_view line);
     void local_reply(const smtp::named_reply& r, std::string_view reason);
-    void close_with(const smtp::named_reply& r, std::string_view event_name, std::string_view reason);
+    void close_with(const smtp::named_reply& r, std::string_view event_name,
+                    std::string_view reason, std::string detail = {});
     void flush_local_replies();
 
     engine_settings settings_;
@@ -123,7 +127,7 @@ private:
     bool draining_ = false;
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;
-    std::string_view close_reason_;
+    std::string close_reason_;
     std::uint64_t commands_ = 0;
     std::uint64_t messages_ = 0;
 };

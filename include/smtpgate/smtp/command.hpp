@@ -13,8 +13,24 @@
 namespace smtpgate::smtp {
 
 enum class verb {
-    helo, ehlo, mail, rcpt, data, rset, noop, quit, vrfy, expn, help, etrn, auth,
-    starttls, bdat, xclient, xforward, proxy,
+    helo,
+    ehlo,
+    mail,
+    rcpt,
+    data,
+    rset,
+    noop,
+    quit,
+    vrfy,
+    expn,
+    help,
+    etrn,
+    auth,
+    starttls,
+    bdat,
+    xclient,
+    xforward,
+    proxy,
     unknown,   ///< a word that is no SMTP verb the proxy knows
     non_smtp,  ///< an HTTP request line or a header line sent to the SMTP port
 };

@@ -33,7 +33,7 @@ struct data_result {
 };
 
 class data_scanner {
-public:
+  public:
     explicit data_scanner(bool normalize = true) : normalize_(normalize) {}
 
     /// Scans `in` and appends to `out` the bytes to send to the backend.
@@ -42,7 +42,7 @@ public:
     /// Back to the start of a message (the first line begins right after the 354).
     void reset() { state_ = state::bol; }
 
-private:
+  private:
     enum class state : std::uint8_t { bol, bol_bare, mid, cr, dot, dot_bare, dot_cr, dot_bare_cr };
     state state_ = state::bol;
     bool normalize_;

@@ -14,7 +14,7 @@
 namespace smtpgate::smtp {
 
 class input_buffer {
-public:
+  public:
     explicit input_buffer(std::size_t capacity) : storage_(capacity) {}
 
     /// Unread bytes.
@@ -35,7 +35,7 @@ public:
     std::span<char> prepare();
     void commit(std::size_t n) { end_ += n; }
 
-private:
+  private:
     std::vector<char> storage_;
     std::size_t begin_ = 0;
     std::size_t end_ = 0;

@@ -31,7 +31,7 @@ struct line_event {
 };
 
 class line_reader {
-public:
+  public:
     explicit line_reader(std::size_t max_length) : max_length_(max_length) {}
 
     /// Takes the next line from `in`, consuming it and its terminator.
@@ -41,7 +41,7 @@ public:
     bool discarding() const { return discarding_; }
     void reset() { discarding_ = false; }
 
-private:
+  private:
     std::size_t max_length_;
     bool discarding_ = false;
 };

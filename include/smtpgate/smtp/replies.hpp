@@ -23,21 +23,26 @@ namespace replies {
 
 // --- Closing the channel (RFC 5321 3.8, 4.2.5: 421 then close) ---------------------------
 /// Backend did not accept the connection or did not answer it in time (RFC 3463 4.4.1).
-inline constexpr named_reply backend_unreachable{421, "4.4.1 %h Service not available, backend unreachable", true};
+inline constexpr named_reply backend_unreachable{
+    421, "4.4.1 %h Service not available, backend unreachable", true};
 /// Backend refused us, broke the protocol or went away (RFC 3463 4.3.0).
-inline constexpr named_reply backend_failed{421, "4.3.0 %h Service not available, backend error", true};
+inline constexpr named_reply backend_failed{421, "4.3.0 %h Service not available, backend error",
+                                            true};
 /// A phase deadline passed (RFC 3463 4.4.2, postscreen "timeout exceeded").
 inline constexpr named_reply timeout{421, "4.4.2 %h Error: timeout exceeded", true};
 /// Shutdown (RFC 3463 4.3.2 "system not accepting network messages").
-inline constexpr named_reply shutting_down{421, "4.3.2 %h Service shutting down, try again later", true};
+inline constexpr named_reply shutting_down{421, "4.3.2 %h Service shutting down, try again later",
+                                           true};
 /// Global session cap (sendmail MaxDaemonChildren; RFC 3463 4.7.0).
-inline constexpr named_reply too_many_connections{421, "4.7.0 %h Too many connections, try again later", true};
+inline constexpr named_reply too_many_connections{
+    421, "4.7.0 %h Too many connections, try again later", true};
 
 // --- Refused commands (the session goes on) ----------------------------------------------
 /// RFC 5321 4.5.3.1.4: command lines are limited; RFC 3463 5.5.2 syntax error.
 inline constexpr named_reply line_too_long{500, "5.5.2 %h Error: line too long"};
 /// Bare CR or LF inside a command when bare_newline = "reject" (RFC 5321 2.3.8).
-inline constexpr named_reply bare_newline_command{500, "5.5.2 %h Error: bare <CR> or <LF> received"};
+inline constexpr named_reply bare_newline_command{500,
+                                                  "5.5.2 %h Error: bare <CR> or <LF> received"};
 /// Control characters have no place in a command line (RFC 5321 4.1.1).
 inline constexpr named_reply invalid_character{500, "5.5.2 %h Error: invalid character in command"};
 /// RFC 5321 4.2.4: 500 for an unrecognized command.
@@ -45,7 +50,8 @@ inline constexpr named_reply unknown_command{500, "5.5.1 %h Error: command not r
 /// RFC 5321 4.3.2: 501 for a syntax error in parameters.
 inline constexpr named_reply syntax_error{501, "5.5.4 %h Error: syntax error in parameters"};
 /// BDAT without CHUNKING offered (RFC 3030 is never advertised by the proxy).
-inline constexpr named_reply bdat_not_offered{502, "5.5.1 %h Error: BDAT not implemented, use DATA"};
+inline constexpr named_reply bdat_not_offered{502,
+                                              "5.5.1 %h Error: BDAT not implemented, use DATA"};
 /// STARTTLS when the proxy has no certificate (RFC 3207 is then not advertised).
 inline constexpr named_reply starttls_not_offered{502, "5.5.1 %h Error: STARTTLS not available"};
 /// XCLIENT/XFORWARD/PROXY from a client: only the proxy speaks these to the backend
@@ -56,10 +62,12 @@ inline constexpr named_reply auth_syntax{501, "5.5.2 %h Error: invalid AUTH resp
 
 // --- Ending the session for cause --------------------------------------------------------
 /// HTTP or proxy requests sent to the SMTP port (postscreen non-SMTP command test).
-inline constexpr named_reply non_smtp_command{521, "5.7.0 %h Error: non-SMTP command, closing", true};
+inline constexpr named_reply non_smtp_command{521, "5.7.0 %h Error: non-SMTP command, closing",
+                                              true};
 /// Bare CR or LF in message content when bare_newline = "reject": the end of the message is
 /// ambiguous, so the proxy cannot continue (Postfix smtpd_forbid_bare_newline; RFC 7504 521).
-inline constexpr named_reply bare_newline_data{521, "5.5.2 %h Error: bare <CR> or <LF> in message content, closing", true};
+inline constexpr named_reply bare_newline_data{
+    521, "5.5.2 %h Error: bare <CR> or <LF> in message content, closing", true};
 
 }  // namespace replies
 

@@ -30,7 +30,7 @@ void append_reply(std::string& out, const reply& r);
 enum class reply_status { need_more, complete, malformed };
 
 class reply_parser {
-public:
+  public:
     static constexpr std::size_t max_lines = 128;
 
     /// Feeds one line. After `complete`, `result()` holds the reply until the next feed.
@@ -39,7 +39,7 @@ public:
     const reply& result() const { return reply_; }
     reply& result() { return reply_; }
 
-private:
+  private:
     reply reply_;
     bool in_progress_ = false;
 };

@@ -1,0 +1,79 @@
+"""backend failures - when the backend is down, refuses, stalls or goes away, the client gets a
+proper 421 and a close, never a hang, and the proxy goes on serving.
+"""
+
+import unittest
+
+from harness import HANG_GUARD, IntegrationCase, RecordingBackend, ScriptedBackend
+
+
+class BackendFailureTest(IntegrationCase):
+    def test_unreachable_backend_gets_421_4_4_1_before_any_command(self):
+        port = ScriptedBackend.refused_port()
+        gate = self.proxy(f"127.0.0.1:{port}")
+        for attempt in (1, 2):
+            with self.subTest(connection=attempt):
+                client = self.connect(gate)
+                # Nothing is sent: the 421 comes on its own, instead of a banner.
+                self.assertReply(client.read_reply(), "421 4.4.1")
+                self.assertClosed(client)
+        # Once the backend is up, the same proxy relays to it.
+        backend = RecordingBackend(port=port).start()
+        self.addCleanup(backend.stop)
+        client = self.connect(gate)
+        self.assertReply(client.read_reply(), "220 backend.test")
+        client.command("EHLO client.test")
+        self.assertReply(client.send_message("a@example.test", ["b@example.test"], b"after the outage\r\n"),
+                         "250 2.0.0 Ok: queued as RB00001")
+
+    def test_backend_banner_554_gets_421_4_3_0(self):
+        backend = self.scripted_backend(ScriptedBackend.banner_554())
+        gate = self.proxy(backend.address)
+        client = self.connect(gate)
+        self.assertReply(client.read_reply(), "421 4.3.0")
+        self.assertClosed(client)
+
+    def test_backend_that_stops_answering_gets_421_4_4_2(self):
+        backend = self.scripted_backend(ScriptedBackend.silent_after_banner())
+        gate = self.proxy(backend.address, {"backend": {"reply_timeout": "2s"}})
+        client = self.connect(gate)
+        self.assertReply(client.read_reply(), "220 scripted.test")
+        client.send_line("EHLO client.test")
+        self.assertReply(client.read_reply(), "421 4.4.2")
+        self.assertClosed(client)
+        self.assertEqual(backend.lines(), [b"EHLO client.test"], "the EHLO was forwarded")
+
+    def test_backend_closing_mid_data_gets_421_and_nothing_is_delivered(self):
+        backend = self.scripted_backend(ScriptedBackend.closes_in_data())
+        gate = self.proxy(backend.address)
+        client = self.connect(gate)
+        client.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            client.command(line)
+        client.send(b"Subject: cut short\r\n\r\n")
+        self.assertTrue(backend.closed_in_data.wait(HANG_GUARD), "the backend did not see the body start")
+        # The proxy may answer at once or after the client's end-of-data; either way it is a 421.
+        client.send(b"rest of the body\r\n.\r\n", tolerate_reset=True)
+        reply = client.read_reply()
+        self.assertReply(reply, "421", "reply after the backend went away mid-DATA")
+        self.assertClosed(client)
+        self.assertEqual(backend.transactions, [])
+
+    def test_proxy_keeps_serving_after_a_backend_failure(self):
+        backend = self.scripted_backend(ScriptedBackend.closes_in_data())
+        gate = self.proxy(backend.address)
+        first = self.connect(gate)
+        first.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            first.command(line)
+        first.send(b"x\r\n.\r\n", tolerate_reset=True)
+        self.assertReply(first.read_reply(), "421")
+        first.wait_closed()
+        second = self.connect(gate)
+        banner, ehlo = second.greet()
+        self.assertReply(banner, "220 scripted.test")
+        self.assertReply(ehlo, "250")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,77 @@
+"""shutdown - SIGTERM drains: stop accepting, let sessions finish, say 421 4.3.2, exit 0.
+
+An idle session gets `421 4.3.2` at its next command or when shutdown_grace ends; a message
+in flight is completed (the backend's verdict is relayed) before the process exits.
+"""
+
+import unittest
+
+from harness import IntegrationCase, is_listening, port_refuses, wait_for, wire_body
+
+
+class ShutdownTest(IntegrationCase):
+    def stop_accepting(self, gate):
+        """SIGTERM, then wait until the listener is gone (checked without connecting)."""
+        gate.terminate()
+        wait_for(lambda: not is_listening(gate.port), what="smtpgate to stop listening after SIGTERM")
+
+    def test_new_connections_are_refused_after_sigterm(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "30s"}})
+        idle = self.connect(gate)  # keeps the process draining
+        idle.greet()
+        self.stop_accepting(gate)
+        self.assertTrue(port_refuses(gate.host, gate.port), "a new connection was accepted after SIGTERM")
+        self.assertTrue(gate.running, "smtpgate should still drain the open session")
+
+    def test_idle_session_gets_421_4_3_2_at_its_next_command_and_the_proxy_exits_0(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "30s"}})
+        client = self.connect(gate)
+        client.greet()
+        self.stop_accepting(gate)
+        self.assertReply(client.command("NOOP"), "421 4.3.2")
+        self.assertClosed(client)
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+
+    def test_idle_session_gets_421_4_3_2_when_the_grace_ends(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "1s"}})
+        client = self.connect(gate)
+        client.greet()
+        gate.terminate()
+        self.assertReply(client.read_reply(), "421 4.3.2")
+        self.assertClosed(client)
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+
+    def test_message_in_flight_completes_before_exit(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "15s"}})
+        client = self.connect(gate)
+        client.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            client.command(line)
+        body = b"Subject: in flight\r\n\r\n" + b"line\r\n" * 100
+        wire = wire_body(body)
+        client.send(wire[:200])
+        self.stop_accepting(gate)
+        client.send(wire[200:])
+        self.assertEqual(client.read_reply().lines, ["250 2.0.0 Ok: queued as RB00001"],
+                         "the backend's verdict on the message in flight")
+        # After the message the session ends: QUIT is relayed (221) or answered 421 4.3.2.
+        reply = client.command("QUIT")
+        self.assertTrue(reply.startswith("221") or reply.startswith("421 4.3.2"),
+                        f"got {reply}, want 221 or 421 4.3.2")
+        self.assertClosed(client)
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+        self.assertEqual(backend.transactions[0].content, body)
+
+    def test_sigterm_without_sessions_exits_0(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address)
+        gate.terminate()
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+
+
+if __name__ == "__main__":
+    unittest.main()

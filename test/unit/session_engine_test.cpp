@@ -1,0 +1,322 @@
+// Session engine, specified by transcripts (see session_transcript.hpp for the notation).
+#include <catch2/catch.hpp>
+
+#include "session_transcript.hpp"
+
+using smtpgate::test::transcript_runner;
+
+TEST_CASE("session - relays the banner and a whole transaction in order") {
+    transcript_runner t;
+    t.run(R"(
+        Banner: 220 mx.example ESMTP
+        S: 220 mx.example ESMTP
+        C: EHLO client.example
+        => EHLO client.example
+        B: 250-mx.example
+        B: 250-PIPELINING
+        B: 250 8BITMIME
+        S: 250-mx.example
+        S: 250-PIPELINING
+        S: 250 8BITMIME
+        C: MAIL FROM:<a@example.org>
+        => MAIL FROM:<a@example.org>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<b@example.net>
+        => RCPT TO:<b@example.net>
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        C: DATA
+        => DATA
+        B: 354 End data with <CR><LF>.<CR><LF>
+        S: 354 End data with <CR><LF>.<CR><LF>
+        ? phase data
+        ! data_end
+        ? phase command
+        B: 250 2.0.0 Ok: queued as 1234
+        S: 250 2.0.0 Ok: queued as 1234
+        C: QUIT
+        => QUIT
+        B: 221 2.0.0 Bye
+        S: 221 2.0.0 Bye
+        ? closing
+        ? no quit backend
+    )");
+    CHECK(t.engine().messages() == 1);
+    CHECK(t.engine().close_reason() == "quit");
+}
+
+TEST_CASE("session - a non-220 banner is 421 4.3.0 and close") {
+    transcript_runner t;
+    t.run(R"(
+        Banner: 554 5.7.1 go away
+        S: 421 4.3.0 gate.test Service not available, backend error
+        ? closing
+    )");
+}
+
+TEST_CASE("session - pipelined commands are answered in command order, local replies included") {
+    transcript_runner t;
+    t.run(R"(
+        C: MAIL FROM:<a@example.org>
+        C: XCLIENT ADDR=192.0.2.1
+        C: RCPT TO:<b@example.net>
+        C: BDAT 100 LAST
+        C: RCPT TO:<c@example.net>
+        C: NOOP
+        => MAIL FROM:<a@example.org>
+        => RCPT TO:<b@example.net>
+        => RCPT TO:<c@example.net>
+        => NOOP
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        S: 550 5.7.0 gate.test Error: insufficient authorization
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        S: 502 5.5.1 gate.test Error: BDAT not implemented, use DATA
+        B: 550 5.1.1 <c@example.net>: Recipient address rejected
+        S: 550 5.1.1 <c@example.net>: Recipient address rejected
+        B: 250 2.0.0 Ok
+        S: 250 2.0.0 Ok
+        ? idle
+    )");
+}
+
+TEST_CASE("session - a local reply with nothing outstanding goes out at once") {
+    transcript_runner t;
+    t.run(R"(
+        C: XFORWARD ADDR=192.0.2.1
+        S: 550 5.7.0 gate.test Error: insufficient authorization
+        C: PROXY TCP4 192.0.2.1 192.0.2.2 1234 25
+        S: 550 5.7.0 gate.test Error: insufficient authorization
+        C: STARTTLS
+        S: 502 5.5.1 gate.test Error: STARTTLS not available
+        C: FROB x
+        S: 500 5.5.1 gate.test Error: command not recognized
+        C: HELO
+        S: 501 5.5.4 gate.test Error: syntax error in parameters
+        C: RCPT TO:<>
+        S: 501 5.5.4 gate.test Error: syntax error in parameters
+        Clong:
+        S: 500 5.5.2 gate.test Error: line too long
+        ? open
+    )");
+}
+
+TEST_CASE("session - DATA is the last command of a pipelined group") {
+    // What follows DATA is message content once the 354 is in; the engine must not read it
+    // as commands.
+    transcript_runner t;
+    t.run(R"(
+        C: MAIL FROM:<a@example.org>
+        C: RCPT TO:<b@example.net>
+        C: DATA
+        C: RSET
+        => MAIL FROM:<a@example.org>
+        => RCPT TO:<b@example.net>
+        => DATA
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        B: 354 go ahead
+        S: 354 go ahead
+        ? phase data
+    )");
+}
+
+TEST_CASE("session - a refused DATA lets the next command through") {
+    transcript_runner t;
+    t.run(R"(
+        C: DATA
+        C: RSET
+        => DATA
+        B: 554 5.5.1 Error: no valid recipients
+        S: 554 5.5.1 Error: no valid recipients
+        => RSET
+        B: 250 2.0.0 Ok
+        S: 250 2.0.0 Ok
+        ? phase command
+    )");
+}
+
+TEST_CASE("session - the final reply after DATA waits before later commands") {
+    transcript_runner t;
+    t.run(R"(
+        C: DATA
+        => DATA
+        B: 354 go ahead
+        S: 354 go ahead
+        ! data_end
+        C: MAIL FROM:<next@example.org>
+        B: 451 4.3.0 Error: queue file write error
+        S: 451 4.3.0 Error: queue file write error
+        => MAIL FROM:<next@example.org>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+    )");
+    CHECK(t.engine().messages() == 0);
+}
+
+TEST_CASE("session - EHLO reply hides XCLIENT, XFORWARD, CHUNKING, BINARYMIME and STARTTLS") {
+    transcript_runner t;
+    t.run(R"(
+        C: EHLO client.example
+        => EHLO client.example
+        B: 250-mx.example
+        B: 250-PIPELINING
+        B: 250-STARTTLS
+        B: 250-XCLIENT NAME ADDR PROTO HELO
+        B: 250-XFORWARD NAME ADDR PROTO HELO
+        B: 250-CHUNKING
+        B: 250-BINARYMIME
+        B: 250-SIZE 10240000
+        B: 250 SMTPUTF8
+        S: 250-mx.example
+        S: 250-PIPELINING
+        S: 250-SIZE 10240000
+        S: 250 SMTPUTF8
+    )");
+}
+
+TEST_CASE("session - AUTH continuation lines are forwarded, junk cancels the exchange") {
+    transcript_runner t;
+    t.run(R"(
+        C: AUTH LOGIN
+        => AUTH LOGIN
+        B: 334 VXNlcm5hbWU6
+        S: 334 VXNlcm5hbWU6
+        ? phase auth
+        C: dXNlcg==
+        => dXNlcg==
+        B: 334 UGFzc3dvcmQ6
+        S: 334 UGFzc3dvcmQ6
+        C: MAIL FROM:<smuggled@example.org>
+        => *
+        B: 501 5.7.0 Authentication aborted
+        S: 501 5.7.0 Authentication aborted
+        ? phase command
+    )");
+}
+
+TEST_CASE("session - non-SMTP lines end the session at once") {
+    for (const char* line : {"GET / HTTP/1.1", "POST /x HTTP/1.0", "CONNECT mx.example:25 HTTP/1.1",
+                             "Host: mx.example", "User-Agent: curl/7.88"}) {
+        INFO(line);
+        transcript_runner t;
+        t.run(std::string("C: MAIL FROM:<a@b>\n=> MAIL FROM:<a@b>\nC: ") + line + R"(
+            S: 521 5.7.0 gate.test Error: non-SMTP command, closing
+            ? closing
+        )");
+    }
+}
+
+TEST_CASE("session - bare line endings: normalized by default, refused in reject mode") {
+    transcript_runner normalize;
+    normalize.run(R"(
+        Cbare: NOOP
+        => NOOP
+        B: 250 2.0.0 Ok
+        S: 250 2.0.0 Ok
+    )");
+    transcript_runner reject({"gate.test", true});
+    reject.run(R"(
+        Cbare: NOOP
+        S: 500 5.5.2 gate.test Error: bare <CR> or <LF> received
+        C: NOOP
+        => NOOP
+        B: 250 2.0.0 Ok
+        S: 250 2.0.0 Ok
+        C: DATA
+        => DATA
+        B: 354 go ahead
+        S: 354 go ahead
+        ! data_bare
+        S: 521 5.5.2 gate.test Error: bare <CR> or <LF> in message content, closing
+        ? closing
+        ? no quit backend
+    )");
+}
+
+TEST_CASE("session - deadlines and backend failures end with a 421 and close") {
+    transcript_runner command;
+    command.run(R"(
+        ! timeout command
+        S: 421 4.4.2 gate.test Error: timeout exceeded
+        ? closing
+        ? quit backend
+    )");
+    transcript_runner data;
+    data.run(R"(
+        C: DATA
+        => DATA
+        B: 354 go ahead
+        S: 354 go ahead
+        ! timeout data
+        S: 421 4.4.2 gate.test Error: timeout exceeded
+        ? closing
+        ? no quit backend
+    )");
+    transcript_runner backend;
+    backend.run(R"(
+        C: MAIL FROM:<a@b>
+        C: RCPT TO:<c@d>
+        => MAIL FROM:<a@b>
+        => RCPT TO:<c@d>
+        ! backend_down
+        S: 421 4.3.0 gate.test Service not available, backend error
+        ? closing
+    )");
+}
+
+TEST_CASE("session - a 421 from the backend is relayed and closes the session") {
+    transcript_runner t;
+    t.run(R"(
+        C: NOOP
+        C: NOOP
+        => NOOP
+        => NOOP
+        B: 421 4.7.0 mx.example Error: too many errors
+        S: 421 4.7.0 mx.example Error: too many errors
+        ? closing
+    )");
+}
+
+TEST_CASE("session - drain closes between transactions, never inside one") {
+    transcript_runner t;
+    t.run(R"(
+        C: MAIL FROM:<a@b>
+        => MAIL FROM:<a@b>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        ! drain
+        C: RCPT TO:<c@d>
+        => RCPT TO:<c@d>
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+        C: DATA
+        => DATA
+        B: 354 go ahead
+        S: 354 go ahead
+        ! data_end
+        B: 250 2.0.0 Ok
+        S: 250 2.0.0 Ok
+        C: MAIL FROM:<again@b>
+        S: 421 4.3.2 gate.test Service shutting down, try again later
+        ? closing
+        ? quit backend
+    )");
+    CHECK(t.engine().messages() == 1);
+}
+
+TEST_CASE("session - drain still lets QUIT through") {
+    transcript_runner t;
+    t.run(R"(
+        ! drain
+        C: QUIT
+        => QUIT
+        B: 221 2.0.0 Bye
+        S: 221 2.0.0 Bye
+        ? closing
+    )");
+}
