@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "smtpgate/config/units.hpp"
+#include "smtpgate/policy/address.hpp"
 
 namespace smtpgate::config {
 
@@ -190,6 +191,39 @@ class field {
         return value;
     }
 
+    bool boolean() const {
+        if (const auto* b = node_.as_boolean()) return b->get();
+        fail("expected true or false, got " + describe(node_));
+    }
+
+    /// "N/window" or "off" (also "0"): unlimited.
+    rate rate_or_off() const {
+        constexpr std::string_view expected = R"(a rate like "10/60s" or "off")";
+        const auto& value = text(expected);
+        if (value == "off" || value == "0") return rate{};
+        const auto parsed = parse_rate(value);
+        if (!parsed) fail("expected " + std::string(expected) + ", got " + quote_value(value));
+        if (parsed->window > 24h) fail("the window must be at most 24h, got " + quote_value(value));
+        return *parsed;
+    }
+
+    check_mode mode() const {
+        return choice<check_mode>({{"enforce", check_mode::enforce},
+                                   {"observe", check_mode::observe},
+                                   {"off", check_mode::off}});
+    }
+
+    /// An IPv4/IPv6 address or network in CIDR form, host bits clear.
+    std::string network_text() const {
+        const auto& value = text(R"(an address or network like "192.0.2.0/24")");
+        if (!policy::network::parse(value)) {
+            fail(R"(expected an IP address or network like "192.0.2.0/24" or "2001:db8::/32")"
+                 R"( with the host bits clear, got )"
+                 + quote_value(value));
+        }
+        return value;
+    }
+
   private:
     const toml::node& node_;
     std::string key_;
@@ -226,6 +260,10 @@ constexpr std::array key_table{
              }},
     key_spec{"server", "shutdown_grace",
              [](const field& f, settings& s) { s.server.shutdown_grace = f.duration_in(0s, 1h); }},
+    key_spec{"server", "accept_rate",
+             [](const field& f, settings& s) {
+                 s.server.accept_rate = static_cast<std::uint32_t>(f.integer_in(0, 1'000'000));
+             }},
 
     key_spec{"backend", "address",
              [](const field& f, settings& s) { s.backend.address = f.address(true); }},
@@ -274,6 +312,95 @@ constexpr std::array key_table{
                                                     {"warning", log_level::warning},
                                                     {"error", log_level::error}});
              }},
+
+    key_spec{"limits", "client_key_ipv4_prefix",
+             [](const field& f, settings& s) {
+                 s.limits.client_key_ipv4_prefix = static_cast<int>(f.integer_in(8, 32));
+             }},
+    key_spec{"limits", "client_key_ipv6_prefix",
+             [](const field& f, settings& s) {
+                 s.limits.client_key_ipv6_prefix = static_cast<int>(f.integer_in(16, 128));
+             }},
+    key_spec{"limits", "on_exceed",
+             [](const field& f, settings& s) {
+                 s.limits.on_exceed =
+                     f.choice<exceed_action>({{"terminate", exceed_action::terminate},
+                                              {"tempfail", exceed_action::tempfail}});
+             }},
+    key_spec{"limits", "connection_rate",
+             [](const field& f, settings& s) { s.limits.connection_rate = f.rate_or_off(); }},
+    key_spec{"limits", "concurrent_per_client",
+             [](const field& f, settings& s) {
+                 s.limits.concurrent_per_client =
+                     static_cast<std::uint32_t>(f.integer_in(0, 100'000));
+             }},
+
+    // RFC 5321 4.5.3.2.1: a client waits 5 minutes for the greeting; a longer pause only loses
+    // mail.
+    key_spec{"greet_pause", "delay",
+             [](const field& f, settings& s) { s.greet_pause.delay = f.duration_in(0s, 300s); }},
+    key_spec{"greet_pause", "teaser",
+             [](const field& f, settings& s) { s.greet_pause.teaser = f.boolean(); }},
+    key_spec{"greet_pause", "on_pregreet",
+             [](const field& f, settings& s) {
+                 s.greet_pause.on_pregreet =
+                     f.choice<pregreet_action>({{"nullserver", pregreet_action::nullserver},
+                                                {"drop", pregreet_action::drop}});
+             }},
+
+    key_spec{"interval", "host",
+             [](const field& f, settings& s) { s.interval.host = f.duration_in(0s, 24h); }},
+
+    key_spec{"modes", "max_connections",
+             [](const field& f, settings& s) { s.modes.max_connections = f.mode(); }},
+    key_spec{"modes", "access", [](const field& f, settings& s) { s.modes.access = f.mode(); }},
+    key_spec{"modes", "concurrent_per_client",
+             [](const field& f, settings& s) { s.modes.concurrent_per_client = f.mode(); }},
+    key_spec{"modes", "connection_rate",
+             [](const field& f, settings& s) { s.modes.connection_rate = f.mode(); }},
+    key_spec{"modes", "host_interval",
+             [](const field& f, settings& s) { s.modes.host_interval = f.mode(); }},
+    key_spec{"modes", "greet_pause",
+             [](const field& f, settings& s) { s.modes.greet_pause = f.mode(); }},
+
+    key_spec{"state", "store",
+             [](const field& f, settings&) {
+                 // Only the in-memory store exists in this version; say so rather than ignore it.
+                 if (f.choice<int>({{"memory", 0}, {"redis", 1}}) == 1) {
+                     f.fail(R"("redis" is not implemented in this version; use "memory")");
+                 }
+             }},
+    key_spec{"state", "max_entries",
+             [](const field& f, settings& s) {
+                 s.state.max_entries = static_cast<std::size_t>(f.integer_in(1000, 100'000'000));
+             }},
+};
+
+/// The keys of one [[rule]] entry; `settings&` is unused, the rule is the target.
+struct rule_key_spec {
+    std::string_view name;
+    void (*read)(const field&, rule&);
+};
+
+constexpr std::array rule_key_table{
+    rule_key_spec{"match", [](const field& f, rule& r) { r.match = f.network_text(); }},
+    rule_key_spec{"action",
+                  [](const field& f, rule& r) {
+                      r.action = f.choice<rule_action>({{"limit", rule_action::limit},
+                                                        {"allow", rule_action::allow},
+                                                        {"deny", rule_action::deny}});
+                  }},
+    rule_key_spec{"connection_rate",
+                  [](const field& f, rule& r) { r.connection_rate = f.rate_or_off(); }},
+    rule_key_spec{"concurrent_per_client",
+                  [](const field& f, rule& r) {
+                      r.concurrent_per_client =
+                          static_cast<std::uint32_t>(f.integer_in(0, 100'000));
+                  }},
+    rule_key_spec{"greet_pause",
+                  [](const field& f, rule& r) { r.greet_pause = f.duration_in(0s, 300s); }},
+    rule_key_spec{"host_interval",
+                  [](const field& f, rule& r) { r.host_interval = f.duration_in(0s, 24h); }},
 };
 
 std::vector<std::string_view> table_names() {
@@ -417,6 +544,63 @@ std::string lower_first(std::string_view text) {
     return out;
 }
 
+/// Reads the [[rule]] array; problems are appended to `problems`.
+void read_rules(std::string_view source, const toml::node& node, settings& out,
+                std::vector<diagnostic>& problems) {
+    const auto* array = node.as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+        problems.push_back(
+            at(source, node.source().begin, "rule",
+               "expected [[rule]] entries (an array of tables), got " + describe(node)));
+        return;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const auto& table = *(*array)[i].as_table();
+        const std::string prefix = "rule[" + std::to_string(i) + "]";
+        rule r;
+        r.origin = std::string(source) + ":" + std::to_string(table.source().begin.line);
+        bool has_match = false;
+        for (const auto& [key, value] : table) {
+            const std::string path = prefix + "." + printable(key.str());
+            const auto* spec = std::find_if(rule_key_table.begin(), rule_key_table.end(),
+                                            [&](const auto& k) { return k.name == key.str(); });
+            if (spec == rule_key_table.end()) {
+                std::vector<std::string_view> names;
+                for (const auto& k : rule_key_table)
+                    names.push_back(k.name);
+                std::string problem = "unknown key in [[rule]]";
+                if (const auto near = closest(key.str(), names)) {
+                    problem += "; did you mean '" + std::string(*near) + "'?";
+                }
+                problems.push_back(at(source, key.source().begin, path, problem));
+                continue;
+            }
+            try {
+                spec->read(field(value, path), r);
+                has_match = has_match || key.str() == "match";
+            } catch (const field_error& e) {
+                problems.push_back(at(source, e.where, e.key, e.problem));
+            }
+        }
+        if (!has_match) {
+            problems.push_back(at(source, table.source().begin, prefix + ".match",
+                                  "every [[rule]] needs a match"));
+            continue;
+        }
+        const auto twin = std::find_if(out.rules.begin(), out.rules.end(), [&](const rule& other) {
+            return policy::network::parse(other.match)->to_string()
+                   == policy::network::parse(r.match)->to_string();
+        });
+        if (twin != out.rules.end()) {
+            problems.push_back(at(
+                source, table.source().begin, prefix + ".match",
+                "the network " + quote_value(r.match) + " already has a rule at " + twin->origin));
+            continue;
+        }
+        out.rules.push_back(std::move(r));
+    }
+}
+
 /// Reads one [table]; problems are appended to `problems`.
 void read_table(std::string_view source, std::string_view table_name, const toml::table& table,
                 settings& out, std::vector<diagnostic>& problems) {
@@ -476,7 +660,9 @@ settings load_string(std::string_view toml_text, std::string_view source_name) {
     for (const auto& [key, value] : root) {
         const std::string name = printable(key.str());
         const bool known = std::find(tables.begin(), tables.end(), key.str()) != tables.end();
-        if (!known) {
+        if (key.str() == "rule") {
+            read_rules(source_name, value, out, problems);
+        } else if (!known) {
             problems.push_back(at(source_name, key.source().begin, name,
                                   unknown_table_problem(key.str(), value.is_table())));
         } else if (const auto* table = value.as_table()) {
@@ -515,10 +701,12 @@ settings load_file(const std::string& path) {
 
 std::vector<std::string> known_keys() {
     std::vector<std::string> keys;
-    keys.reserve(key_table.size());
+    keys.reserve(key_table.size() + rule_key_table.size());
     for (const auto& spec : key_table) {
         keys.push_back(std::string(spec.table) + "." + std::string(spec.name));
     }
+    for (const auto& spec : rule_key_table)
+        keys.push_back("rule." + std::string(spec.name));
     return keys;
 }
 

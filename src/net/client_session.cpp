@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
@@ -58,6 +59,27 @@ smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
     a.port = ep.port();
     a.text = addr.to_string();
     return a;
+}
+
+policy::client_address client_address_of(const asio::ip::address& address) {
+    policy::client_address a;
+    auto addr = address;
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+    }
+    a.ipv6 = addr.is_v6();
+    if (a.ipv6) {
+        const auto b = addr.to_v6().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    } else {
+        const auto b = addr.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    }
+    return a;
+}
+
+policy::time_point wall_now() {
+    return std::chrono::time_point_cast<policy::duration>(std::chrono::system_clock::now());
 }
 
 std::string_view error_reason(const error_code& ec) {
@@ -159,18 +181,27 @@ void client_session::on_io_failure(const io_result& r, session::deadline phase, 
 asio::awaitable<void> client_session::run() {
     started_ = steady_clock::now();
     session_deadline_ = started_ + settings_->timeouts.session;
-    error_code ec;
+    error_code ec, local_ec;
     const auto remote = client_.remote_endpoint(ec);
     client_text_ = ec ? "unknown" : endpoint_text(remote);
-    const auto local = client_.local_endpoint(ec);
+    const auto local = client_.local_endpoint(local_ec);
     ops::log(ops::level::info, "connect")
         .kv("session", id_)
         .kv("client", client_text_)
-        .kv("server", ec ? std::string("unknown") : endpoint_text(local));
+        .kv("server", local_ec ? std::string("unknown") : endpoint_text(local));
+    if (ec) {
+        client_gone_ = true;  // reset before we could even look at it
+        end_reason_ = "client_reset";
+    }
 
-    co_await connect_backend();
-    if (!engine_.closing() && !client_gone_) co_await read_backend_reply(true);
-    while (!engine_.closing() && !client_gone_)
+    if (!ec) admit(remote);
+    if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
+    // Only a client that passed admission and the greet pause costs a backend connection.
+    if (proceeding() && !engine_.answering_locally()) {
+        co_await connect_backend();
+        if (proceeding()) co_await read_backend_reply(true);
+    }
+    while (proceeding())
         co_await relay_loop();
     log_events();
     co_await goodbye();
@@ -188,6 +219,82 @@ asio::awaitable<void> client_session::run() {
         .kv("bytes_in", bytes_in_)
         .kv("bytes_out", bytes_out_)
         .kv("duration_ms", ms.count());
+}
+
+void client_session::log_verdict(const policy::verdict& v) {
+    auto line = ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject");
+    line.kv("session", id_).kv("client", client_text_).kv("reason", v.reason);
+    if (v.reply != nullptr) line.kv("code", v.reply->code);
+    if (v.in_ms) {
+        line.kv("observed", v.observed < 0 ? std::string("none")
+                                           : config::format_duration(policy::duration(v.observed)))
+            .kv("limit", config::format_duration(policy::duration(v.limit)));
+    } else if (v.limit != 0) {
+        line.kv("observed", v.observed).kv("limit", v.limit);
+    }
+    if (!admission_.key_text.empty()) line.kv("key", admission_.key_text);
+    if (v.act == policy::action::tempfail) line.kv("action", "tempfail");
+    if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
+}
+
+void client_session::admit(const tcp::endpoint& remote) {
+    admission_ = owner_.admission().admit(client_address_of(remote.address()), wall_now());
+    for (const auto& v : admission_.would_block)
+        log_verdict(v);
+    const auto& d = admission_.decision;
+    if (d.passed()) return;
+    log_verdict(d);
+    if (d.act == policy::action::tempfail) {
+        // sendmail without `terminate`: a banner, then 4xx until the client gives up.
+        engine_.answer_locally(&smtp::replies::greeting, *d.reply, true);
+    } else {
+        engine_.close_now(*d.reply, d.reason);
+    }
+}
+
+asio::awaitable<void> client_session::greet_pause() {
+    const auto pause = admission_.greet_pause;
+    if (pause.count() == 0) co_return;
+    const auto& cfg = settings_->greet_pause;
+    if (cfg.teaser) {
+        // postscreen: the first line of a multi-line banner tempts bots to talk too early.
+        smtp::append_reply_continued(engine_.to_client(), smtp::replies::greeting,
+                                     owner_.hostname());
+        co_await flush_client();
+        if (!proceeding()) co_return;
+    }
+    const auto r = co_await read_some(client_, client_in_,
+                                      std::min(steady_clock::now() + pause, session_deadline_));
+    if (r.timed_out) co_return;  // a patient client: go on to the banner
+    if (r.ec) {
+        on_io_failure(r, session::deadline::command, false);
+        co_return;
+    }
+    bytes_in_ += r.bytes;
+    const bool observe = settings_->modes.greet_pause == config::check_mode::observe;
+    ops::log(ops::level::warning, observe ? "would_reject" : "reject")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", "pregreet")
+        .kv("code", smtp::replies::pregreet.code)
+        .kv("bytes", r.bytes)
+        .kv("delay_ms", pause.count());
+    if (observe) co_return;
+    if (cfg.on_pregreet == config::pregreet_action::drop) {
+        if (cfg.teaser) {
+            client_gone_ = true;  // mid-banner: no reply fits; just close
+            end_reason_ = "pregreet";
+            error_code ignored;
+            client_.close(ignored);
+        } else {
+            engine_.close_now(smtp::replies::pregreet, "pregreet");
+        }
+        co_return;
+    }
+    // sendmail nullserver: refuse every command, QUIT aside. After a teaser the banner is
+    // completed first so the reply stays well-formed.
+    engine_.answer_locally(cfg.teaser ? &smtp::replies::greeting : &smtp::replies::pregreet,
+                           smtp::replies::nullserver_command, false);
 }
 
 asio::awaitable<void> client_session::connect_backend() {

@@ -46,7 +46,9 @@ server::server(asio::io_context& io, config::settings settings)
     : io_(io),
       settings_(std::make_shared<const config::settings>(std::move(settings))),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
-      grace_timer_(io) {
+      grace_timer_(io),
+      store_(settings_->state.max_entries),
+      admission_(*settings_, store_, connections_) {
     hostname_ =
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;
@@ -95,9 +97,12 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
             }
             continue;
         }
-        if (sessions_.size() >= settings_->server.max_connections) {
-            refuse(socket);
-            continue;
+        if (settings_->server.accept_rate > 0) co_await pace_accepts(backoff);
+        if (sessions_.size() >= settings_->server.max_connections
+            && settings_->modes.max_connections != config::check_mode::off) {
+            const bool observe = settings_->modes.max_connections == config::check_mode::observe;
+            refuse(socket, observe);
+            if (!observe) continue;
         }
         error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
@@ -109,19 +114,35 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     }
 }
 
-void server::refuse(tcp::socket& socket) {
-    // The reply is short and the socket new: one non-blocking write fits its send buffer.
-    std::string reply;
-    smtp::append_reply(reply, smtp::replies::too_many_connections, hostname_);
+asio::awaitable<void> server::pace_accepts(asio::steady_timer& timer) {
+    // sendmail ConnectionRateThrottle: past the rate, accepting waits its turn; connections
+    // queue in the kernel's backlog instead of being refused. A GCRA with a burst of one
+    // second's worth spaces them evenly.
+    const config::rate rate{settings_->server.accept_rate, std::chrono::seconds(1)};
+    const auto now =
+        std::chrono::time_point_cast<policy::duration>(std::chrono::system_clock::now());
+    const auto d = policy::gcra_consume(accept_tat_, rate, now);
+    if (d.allowed) co_return;
+    ops::log(ops::level::debug, "accept_paced").kv("wait_ms", d.retry_after.count());
+    timer.expires_after(d.retry_after);
+    co_await timer.async_wait(use_tuple);
+    policy::gcra_consume(accept_tat_, rate, now + d.retry_after);
+}
+
+void server::refuse(tcp::socket& socket, bool observe_only) {
     error_code ec;
     const auto remote = socket.remote_endpoint(ec);
-    ops::log(ops::level::warning, "reject")
+    ops::log(ops::level::warning, observe_only ? "would_reject" : "reject")
         .kv("session", next_session_id())
         .kv("client", ec ? std::string("unknown") : remote.address().to_string())
         .kv("reason", "max_connections")
         .kv("code", smtp::replies::too_many_connections.code)
         .kv("observed", sessions_.size())
         .kv("limit", settings_->server.max_connections);
+    if (observe_only) return;
+    // The reply is short and the socket new: one non-blocking write fits its send buffer.
+    std::string reply;
+    smtp::append_reply(reply, smtp::replies::too_many_connections, hostname_);
     socket.non_blocking(true, ec);
     socket.write_some(asio::buffer(reply), ec);
     socket.shutdown(tcp::socket::shutdown_send, ec);

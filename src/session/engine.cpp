@@ -43,9 +43,65 @@ void engine::on_banner(const smtp::reply& banner) {
     smtp::append_reply(to_client_, banner);
 }
 
+void engine::answer_locally(const smtp::named_reply* greeting, const smtp::named_reply& refusal,
+                            bool polite) {
+    local_refusal_ = &refusal;
+    local_polite_ = polite;
+    if (greeting != nullptr) smtp::append_reply(to_client_, *greeting, settings_.hostname);
+}
+
+void engine::close_now(const smtp::named_reply& r, std::string_view reason) {
+    if (closing_) return;
+    pending_.clear();
+    backend_owed_ = 0;
+    smtp::append_reply(to_client_, r, settings_.hostname);
+    closing_ = true;
+    close_reason_ = reason;
+}
+
+void engine::on_local_line(const smtp::line_event& line) {
+    if (commands_ > max_local_commands) {
+        close_with(replies::too_many_errors, "reject", "too_many_errors");
+        return;
+    }
+    if (line.status == smtp::line_status::too_long) {
+        smtp::append_reply(to_client_, replies::line_too_long, settings_.hostname);
+        return;
+    }
+    const smtp::command cmd = smtp::parse_command(line.text);
+    switch (cmd.kind) {
+        case verb::non_smtp: close_with(replies::non_smtp_command, "reject", "non_smtp"); return;
+        case verb::quit:
+            smtp::append_reply(to_client_, replies::goodbye, settings_.hostname);
+            closing_ = true;
+            close_reason_ = "quit";
+            return;
+        case verb::helo:
+        case verb::ehlo:
+            if (local_polite_) {
+                smtp::append_reply(to_client_, replies::helo_ok, settings_.hostname);
+                return;
+            }
+            break;
+        case verb::noop:
+        case verb::rset:
+            if (local_polite_) {
+                smtp::append_reply(to_client_, replies::ok, settings_.hostname);
+                return;
+            }
+            break;
+        default: break;
+    }
+    smtp::append_reply(to_client_, *local_refusal_, settings_.hostname);
+}
+
 void engine::on_client_line(const smtp::line_event& line) {
     if (closing_) return;
     ++commands_;
+    if (local_refusal_ != nullptr) {
+        on_local_line(line);
+        return;
+    }
 
     if (phase_ == phase::auth) {
         // The backend is inside an AUTH exchange and waits for exactly one line. A line that

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,28 @@ struct endpoint {
     friend bool operator==(const endpoint&, const endpoint&) = default;
 };
 
+/// "N per window" (`count` events per `window`); count 0 means unlimited (off).
+struct rate {
+    std::uint32_t count = 0;
+    duration window{0};
+    bool off() const { return count == 0; }
+    friend bool operator==(const rate&, const rate&) = default;
+};
+
+/// Every check runs in one of these modes: enforce it, only log and count what it would
+/// have done, or skip it.
+enum class check_mode { enforce, observe, off };
+
+/// What a client over a connection limit gets: 421 and close (sendmail `terminate`), or a
+/// banner and then a 4xx to every command until it quits.
+enum class exceed_action { terminate, tempfail };
+
+/// What a client that talks before the banner gets after its 554: 554 to every command
+/// until QUIT (sendmail nullserver), or the close.
+enum class pregreet_action { nullserver, drop };
+
+enum class rule_action { limit, allow, deny };
+
 /// How the real client is identified to the backend.
 enum class identity_mode { none, proxy_v1, proxy_v2 };
 
@@ -46,6 +69,9 @@ struct server_settings {
     std::size_t max_connections = 2000;
     /// SIGTERM: how long sessions may run on before they are closed with 421 4.3.2.
     duration shutdown_grace = 30s;
+    /// New sessions per second across all clients; more wait their turn (sendmail
+    /// ConnectionRateThrottle). 0 = off.
+    std::uint32_t accept_rate = 0;
 };
 
 struct backend_settings {
@@ -79,12 +105,69 @@ struct log_settings {
     log_level level = log_level::info;
 };
 
+/// Per-client connection limits (admission, before the banner).
+struct limits_settings {
+    /// Clients are counted per network: addresses are masked to these prefixes.
+    int client_key_ipv4_prefix = 32;
+    int client_key_ipv6_prefix = 64;
+    exceed_action on_exceed = exceed_action::terminate;
+    /// New connections per client network (sendmail ClientRate); off by default.
+    rate connection_rate{};
+    /// Open connections per client network (sendmail ClientConn); 0 = unlimited.
+    std::uint32_t concurrent_per_client = 20;
+};
+
+struct greet_pause_settings {
+    /// Wait before the banner (sendmail greet_pause); 0 = off; at most 300 s (RFC 5321 4.5.3.2.1).
+    duration delay = 0ms;
+    /// Send a postscreen-style "220-" line first, so pipelining-happy bots talk too early.
+    bool teaser = false;
+    pregreet_action on_pregreet = pregreet_action::nullserver;
+};
+
+/// vthrottle interval throttles: minimum time between observations of the same key.
+struct interval_settings {
+    duration host = 0ms;  ///< between connections of the same client network; 0 = off
+};
+
+/// The mode of each check.
+struct mode_settings {
+    check_mode max_connections = check_mode::enforce;
+    check_mode access = check_mode::enforce;
+    check_mode concurrent_per_client = check_mode::enforce;
+    check_mode connection_rate = check_mode::enforce;
+    check_mode host_interval = check_mode::enforce;
+    check_mode greet_pause = check_mode::enforce;
+};
+
+struct state_settings {
+    /// Bound on the limiter table (one entry per client network and check).
+    std::size_t max_entries = 1'000'000;
+};
+
+/// An access rule: per-network allow, deny, or limit overrides (sendmail access db entries).
+struct rule {
+    std::string match;  ///< "192.0.2.0/24", "2001:db8::/32", "192.0.2.7"
+    rule_action action = rule_action::limit;
+    std::optional<rate> connection_rate;                 ///< off = unlimited
+    std::optional<std::uint32_t> concurrent_per_client;  ///< 0 = unlimited
+    std::optional<duration> greet_pause;
+    std::optional<duration> host_interval;
+    std::string origin;  ///< "file:line", for messages
+};
+
 struct settings {
     server_settings server;
     backend_settings backend;
     timeout_settings timeouts;
     smtp_settings smtp;
     log_settings log;
+    limits_settings limits;
+    greet_pause_settings greet_pause;
+    interval_settings interval;
+    mode_settings modes;
+    state_settings state;
+    std::vector<rule> rules;
     /// Where these settings came from (file path, or "<defaults>").
     std::string source = "<defaults>";
 };

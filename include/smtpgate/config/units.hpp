@@ -28,12 +28,6 @@ std::optional<duration> parse_duration(std::string_view text);
 std::string format_duration(duration value);
 
 /// An event budget: at most `count` events per `window`.
-struct rate {
-    std::uint32_t count = 0;
-    duration window{0};
-    friend bool operator==(const rate&, const rate&) = default;
-};
-
 /// "<count>/<duration>" or "<count>/<unit>": "10/60s", "100/1h", "5/s" (5 per 1 s).
 /// count is 1..4294967295, the window is a parse_duration value greater than zero.
 /// No spaces anywhere.

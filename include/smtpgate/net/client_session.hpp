@@ -22,6 +22,7 @@
 #include <string>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/policy/admission.hpp"
 #include "smtpgate/session/engine.hpp"
 #include "smtpgate/smtp/data_scanner.hpp"
 #include "smtpgate/smtp/input_buffer.hpp"
@@ -67,6 +68,10 @@ class client_session {
     asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
                                          steady_clock::time_point deadline);
 
+    void admit(const tcp::endpoint& remote);
+    asio::awaitable<void> greet_pause();
+    void log_verdict(const policy::verdict& v);
+    bool proceeding() const { return !engine_.closing() && !client_gone_; }
     asio::awaitable<void> connect_backend();
     asio::awaitable<void> relay_loop();
     asio::awaitable<void> read_backend_reply(bool banner);
@@ -97,6 +102,7 @@ class client_session {
     smtp::data_scanner scanner_;
     session::engine engine_;
     std::string message_out_;
+    policy::admission_result admission_;
 
     steady_clock::time_point started_;
     steady_clock::time_point session_deadline_;

@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/policy/admission.hpp"
+#include "smtpgate/state/memory_store.hpp"
 
 namespace smtpgate::net {
 
@@ -47,6 +49,9 @@ class server {
     /// Resolved backend address when the configuration names an IP literal.
     const std::optional<tcp::endpoint>& backend_endpoint() const { return backend_endpoint_; }
 
+    /// Admission checks and the per-client state they keep.
+    policy::admission& admission() { return admission_; }
+
     // Session registry, used by client_session.
     std::list<client_session*>::iterator attach(client_session* s);
     void detach(std::list<client_session*>::iterator it);
@@ -55,7 +60,8 @@ class server {
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
     asio::awaitable<void> watch_signals();
     asio::awaitable<void> grace_period();
-    void refuse(tcp::socket& socket);
+    void refuse(tcp::socket& socket, bool observe_only);
+    asio::awaitable<void> pace_accepts(asio::steady_timer& timer);
     void stop_sessions();
     std::string next_session_id();
 
@@ -67,6 +73,10 @@ class server {
     asio::signal_set signals_;
     asio::steady_timer grace_timer_;
     std::list<client_session*> sessions_;
+    state::memory_store store_;
+    state::concurrency_table connections_;
+    policy::admission admission_;
+    policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;
     bool draining_ = false;

@@ -73,6 +73,18 @@ class engine {
     void on_backend_unreachable(std::string_view reason, std::string detail = {});
     /// Shutdown reached its end: 421 4.3.2 and close, wherever the session is.
     void on_shutdown();
+    /// The proxy answers this session alone, with no backend: `greeting` (if not null) is sent
+    /// now, then every command gets `refusal` except QUIT (221 and close) and, when
+    /// `polite`, HELO/EHLO/NOOP/RSET, which get their usual positive replies. After
+    /// `max_local_commands` commands the session is closed with 421 4.7.0.
+    /// Used for sendmail-style tempfail (451 to transactions) and nullserver (554 to all).
+    void answer_locally(const smtp::named_reply* greeting, const smtp::named_reply& refusal,
+                        bool polite);
+    /// Ends the session with `r` (a refusal the driver has already logged in detail).
+    void close_now(const smtp::named_reply& r, std::string_view reason);
+    bool answering_locally() const { return local_refusal_ != nullptr; }
+    static constexpr std::uint64_t max_local_commands = 20;
+
     /// Shutdown began: from now on the session closes with 421 4.3.2 at its next command
     /// outside a mail transaction.
     void on_drain() { draining_ = true; }
@@ -114,6 +126,7 @@ class engine {
     void close_with(const smtp::named_reply& r, std::string_view event_name,
                     std::string_view reason, std::string detail = {});
     void flush_local_replies();
+    void on_local_line(const smtp::line_event& line);
 
     engine_settings settings_;
     std::string to_client_;
@@ -128,6 +141,8 @@ class engine {
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;
     std::string close_reason_;
+    const smtp::named_reply* local_refusal_ = nullptr;
+    bool local_polite_ = false;
     std::uint64_t commands_ = 0;
     std::uint64_t messages_ = 0;
 };

@@ -37,6 +37,35 @@ inline constexpr named_reply shutting_down{421, "4.3.2 %h Service shutting down,
 inline constexpr named_reply too_many_connections{
     421, "4.7.0 %h Too many connections, try again later", true};
 
+// --- Admission: refused before the backend is involved ----------------------------------
+/// An access rule denies the client (sendmail access db REJECT; RFC 3463 5.7.1).
+inline constexpr named_reply access_denied{554, "5.7.1 %h Access denied", true};
+/// Per-client concurrent connections (sendmail ClientConn with `terminate`).
+inline constexpr named_reply too_many_client_connections{
+    421, "4.7.0 %h Too many connections from your network, try again later", true};
+/// Per-client connection rate (sendmail ClientRate with `terminate`).
+inline constexpr named_reply connection_rate_exceeded{
+    421, "4.7.0 %h Connection rate limit exceeded, try again later", true};
+/// Host interval throttle (vthrottle: the client connects again too soon).
+inline constexpr named_reply connecting_too_often{
+    421, "4.7.0 %h Connecting too often, try again later", true};
+/// `on_exceed = "tempfail"`: every transaction command after the proxy's own banner gets this
+/// (sendmail without `terminate`); a retrying MTA queues, a bot gives up.
+inline constexpr named_reply tempfail_command{
+    451, "4.7.0 %h Temporarily refusing mail from your network, try again later"};
+/// The proxy's own banner, when no backend is involved.
+inline constexpr named_reply greeting{220, "%h ESMTP"};
+/// Pre-greeting traffic (sendmail greet_pause: "not accepting messages").
+inline constexpr named_reply pregreet{
+    554, "5.5.1 %h Error: SMTP protocol synchronization, not accepting messages"};
+/// Every command of a client refused in nullserver style.
+inline constexpr named_reply nullserver_command{554, "5.5.1 %h Error: not accepting commands"};
+inline constexpr named_reply goodbye{221, "2.0.0 %h Bye", true};
+inline constexpr named_reply ok{250, "2.0.0 Ok"};
+inline constexpr named_reply helo_ok{250, "%h"};
+/// A refused client that keeps talking (bounded, like every loop).
+inline constexpr named_reply too_many_errors{421, "4.7.0 %h Error: too many errors", true};
+
 // --- Refused commands (the session goes on) ----------------------------------------------
 /// RFC 5321 4.5.3.1.4: command lines are limited; RFC 3463 5.5.2 syntax error.
 inline constexpr named_reply line_too_long{500, "5.5.2 %h Error: line too long"};
@@ -73,5 +102,8 @@ inline constexpr named_reply bare_newline_data{
 
 /// Appends `r` as one reply line with CRLF, `%h` replaced by `hostname`.
 void append_reply(std::string& out, const named_reply& r, std::string_view hostname);
+
+/// Appends `r` as a continuation line ("220-..."), for a multi-line banner.
+void append_reply_continued(std::string& out, const named_reply& r, std::string_view hostname);
 
 }  // namespace smtpgate::smtp

@@ -1,0 +1,129 @@
+#include "smtpgate/policy/admission.hpp"
+
+#include <algorithm>
+
+namespace smtpgate::policy {
+
+namespace replies = smtp::replies;
+
+namespace {
+
+// Key prefixes of the per-check cells in the limiter store.
+constexpr char rate_cell = 'r';
+constexpr char interval_cell = 'h';
+
+// RFC 5321 4.5.3.2.1: the client's greeting timeout is 5 minutes.
+constexpr duration max_greet_pause = std::chrono::seconds(300);
+
+}  // namespace
+
+admission::admission(const config::settings& settings, state::limiter_store& store,
+                     state::concurrency_table& connections)
+    : limits_(settings.limits),
+      greet_pause_(settings.greet_pause),
+      interval_(settings.interval),
+      modes_(settings.modes),
+      prefixes_{settings.limits.client_key_ipv4_prefix, settings.limits.client_key_ipv6_prefix},
+      rules_(settings.rules),
+      store_(store),
+      connections_(connections) {}
+
+verdict admission::refuse(const smtp::named_reply& terminate_reply, std::string_view reason,
+                          std::int64_t observed, std::int64_t limit) const {
+    verdict v;
+    v.reason = reason;
+    v.observed = observed;
+    v.limit = limit;
+    if (limits_.on_exceed == config::exceed_action::terminate) {
+        v.act = action::disconnect;
+        v.reply = &terminate_reply;
+    } else {
+        v.act = action::tempfail;
+        v.reply = &replies::tempfail_command;
+    }
+    return v;
+}
+
+admission_result admission::admit(const client_address& client, time_point now) {
+    admission_result result;
+    const std::string key = client_key(client, prefixes_);
+    result.key_text = client_key_text(client, prefixes_);
+    result.rule = rules_.find(client);
+    const config::rule* r = result.rule;
+
+    // Settles one check: enforce decides, observe reports and goes on.
+    auto settle = [&](verdict v, mode m) {
+        v = with_mode(v, m);
+        if (v.would_block) result.would_block.push_back(v);
+        if (!v.passed()) result.decision = v;
+        return v.passed();
+    };
+
+    const bool allowed = r != nullptr && r->action == config::rule_action::allow;
+    if (r != nullptr && r->action == config::rule_action::deny) {
+        verdict v;
+        v.act = action::disconnect;
+        v.reply = &replies::access_denied;
+        v.reason = "access";
+        if (!settle(v, modes_.access)) return result;
+    }
+
+    if (modes_.greet_pause != mode::off) {
+        duration pause = allowed ? duration(0) : greet_pause_.delay;
+        if (r != nullptr && r->greet_pause) pause = *r->greet_pause;
+        result.greet_pause = std::min(pause, max_greet_pause);
+    }
+    if (allowed) return result;
+
+    // Concurrent connections: counted before the check so this connection is included.
+    const std::uint32_t conn_limit = r != nullptr && r->concurrent_per_client
+                                         ? *r->concurrent_per_client
+                                         : limits_.concurrent_per_client;
+    if (modes_.concurrent_per_client != mode::off) {
+        const std::uint32_t open = connections_.acquire(key);
+        result.held_key = key;
+        if (conn_limit != 0 && open > conn_limit) {
+            if (!settle(refuse(replies::too_many_client_connections, "concurrent_per_client", open,
+                               conn_limit),
+                        modes_.concurrent_per_client)) {
+                return result;
+            }
+        }
+    }
+
+    const config::rate rate =
+        r != nullptr && r->connection_rate ? *r->connection_rate : limits_.connection_rate;
+    if (modes_.connection_rate != mode::off && !rate.off()) {
+        auto& cell = store_.at(std::string(1, rate_cell) + key, now);
+        const auto d = gcra_consume(cell.stamp, rate, now);
+        cell.idle_at = d.idle_at;
+        if (!d.allowed
+            && !settle(refuse(replies::connection_rate_exceeded, "connection_rate", d.observed,
+                              rate.count),
+                       modes_.connection_rate)) {
+            return result;
+        }
+    }
+
+    const duration interval = r != nullptr && r->host_interval ? *r->host_interval : interval_.host;
+    if (modes_.host_interval != mode::off && interval.count() > 0) {
+        auto& cell = store_.at(std::string(1, interval_cell) + key, now);
+        const auto d = interval_observe(cell.stamp, interval, now);
+        cell.idle_at = d.idle_at;
+        verdict v = refuse(replies::connecting_too_often, "host_interval", d.observed.count(),
+                           interval.count());
+        v.in_ms = true;
+        if (!d.allowed && !settle(v, modes_.host_interval)) {
+            return result;
+        }
+    }
+    return result;
+}
+
+void admission::release(admission_result& result) {
+    if (result.held_key.empty()) return;
+    connections_.release(result.held_key);
+    result.held_key.clear();
+}
+
+}  // namespace smtpgate::policy
