@@ -320,3 +320,46 @@ TEST_CASE("session - drain still lets QUIT through") {
         ? closing
     )");
 }
+
+TEST_CASE("session - tempfail mode answers transactions with 451 until QUIT") {
+    transcript_runner t;
+    t.engine().answer_locally(&smtpgate::smtp::replies::greeting,
+                              smtpgate::smtp::replies::tempfail_command, true);
+    t.run(R"(
+        S: 220 gate.test ESMTP
+        C: EHLO client.example
+        S: 250 gate.test
+        C: MAIL FROM:<a@example.org>
+        S: 451 4.7.0 gate.test Temporarily refusing mail from your network, try again later
+        C: RCPT TO:<b@example.net>
+        S: 451 4.7.0 gate.test Temporarily refusing mail from your network, try again later
+        C: NOOP
+        S: 250 2.0.0 Ok
+        C: QUIT
+        S: 221 2.0.0 gate.test Bye
+        ? closing
+    )");
+}
+
+TEST_CASE("session - nullserver mode refuses everything but QUIT, and not for long") {
+    transcript_runner t;
+    t.engine().answer_locally(&smtpgate::smtp::replies::pregreet,
+                              smtpgate::smtp::replies::nullserver_command, false);
+    std::string script = R"(
+        S: 554 5.5.1 gate.test Error: SMTP protocol synchronization, not accepting messages
+        C: EHLO client.example
+        S: 554 5.5.1 gate.test Error: not accepting commands
+        C: XCLIENT ADDR=192.0.2.1
+        S: 554 5.5.1 gate.test Error: not accepting commands
+    )";
+    // A client that keeps talking is cut off after max_local_commands.
+    for (std::uint64_t i = 2; i < smtpgate::session::engine::max_local_commands; ++i) {
+        script += "C: NOOP\nS: 554 5.5.1 gate.test Error: not accepting commands\n";
+    }
+    script += R"(
+        C: NOOP
+        S: 421 4.7.0 gate.test Error: too many errors
+        ? closing
+    )";
+    t.run(script);
+}
