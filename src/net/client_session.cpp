@@ -204,6 +204,9 @@ asio::awaitable<void> client_session::run() {
     while (proceeding())
         co_await relay_loop();
     log_events();
+    // The SMTP session is over: a client that reconnects at once (an MTA with a full queue
+    // does) must not find its previous connection still counted during our lingering close.
+    owner_.admission().release(admission_);
     co_await goodbye();
 
     const auto ms =

@@ -164,6 +164,9 @@ asio::awaitable<void> server::watch_signals() {
         } else {
             stop_sessions();
         }
+        // Nothing left to wait for: returning lets io_context::run() finish. (With sessions
+        // left, detach() cancels the next wait when the last one ends.)
+        if (sessions_.empty()) co_return;
     }
 }
 

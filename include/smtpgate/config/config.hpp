@@ -113,8 +113,10 @@ struct limits_settings {
     exceed_action on_exceed = exceed_action::terminate;
     /// New connections per client network (sendmail ClientRate); off by default.
     rate connection_rate{};
-    /// Open connections per client network (sendmail ClientConn); 0 = unlimited.
-    std::uint32_t concurrent_per_client = 20;
+    /// Open connections per client network (sendmail ClientConn); 0 = unlimited. The default
+    /// is Postfix's smtpd_client_connection_count_limit, above the 20 parallel deliveries a
+    /// Postfix sender opens by default (smtp_destination_concurrency_limit).
+    std::uint32_t concurrent_per_client = 50;
 };
 
 struct greet_pause_settings {
