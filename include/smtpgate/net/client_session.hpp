@@ -3,8 +3,9 @@
 // It connects the backend (only after the client was admitted), identifies the client to it
 // (PROXY header), relays the banner, then loops: client lines to the engine, engine output
 // to the sockets, backend replies to the engine, message content through the data scanner
-// to the backend. Every wait races a deadline (a whole command line, the message body, each
-// backend reply, the session) and every ending says goodbye with a proper SMTP reply before
+// to the backend. Every wait has a deadline (a whole command line, the message body, each
+// backend reply, the session), kept by one watchdog timer per session that cancels whatever
+// is still pending when it passes; every ending says goodbye with a proper SMTP reply before
 // the close.
 //
 // Threading: runs on the server's single-threaded io_context; drain() and stop() are called
@@ -37,7 +38,7 @@ using steady_clock = std::chrono::steady_clock;
 
 class server;
 
-class client_session {
+class client_session : public std::enable_shared_from_this<client_session> {
   public:
     client_session(server& owner, tcp::socket client,
                    std::shared_ptr<const config::settings> settings, std::string id);
@@ -67,6 +68,9 @@ class client_session {
                                          steady_clock::time_point deadline);
     asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
                                          steady_clock::time_point deadline);
+    io_result finish_io(boost::system::error_code ec, std::size_t n);
+    void arm_watchdog(steady_clock::time_point deadline);
+    void on_watchdog(const boost::system::error_code& ec);
 
     void admit(const tcp::endpoint& remote);
     asio::awaitable<void> greet_pause();
@@ -93,7 +97,11 @@ class client_session {
     std::string id_;
     tcp::socket client_;
     tcp::socket backend_;
-    asio::steady_timer timer_;
+    asio::steady_timer watchdog_;
+    steady_clock::time_point deadline_{};
+    bool watchdog_armed_ = false;
+    bool timed_out_ = false;
+    bool finished_ = false;
     smtp::input_buffer client_in_;
     smtp::input_buffer backend_in_;
     smtp::line_reader client_lines_;
