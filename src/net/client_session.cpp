@@ -564,7 +564,9 @@ asio::awaitable<void> client_session::goodbye() {
         }
         backend_.close(ignored);
     }
-    if (!client_gone_) {
+    // After QUIT and its 221 with nothing more buffered, the client is done: close at once.
+    const bool clean_quit = engine_.close_reason() == "quit" && client_in_.empty();
+    if (!client_gone_ && !clean_quit) {
         // Lingering close: stop sending, then read and drop what the client still sends, so
         // the kernel does not answer unread input with a reset that would destroy our last
         // reply before the client read it.

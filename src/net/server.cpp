@@ -220,7 +220,9 @@ std::string server::next_session_id() {
 
 int run(const config::settings& settings) {
     std::signal(SIGPIPE, SIG_IGN);
-    asio::io_context io(1);
+    // One thread runs everything; the hint lets Asio skip the reactor's per-descriptor
+    // locking (the scheduler keeps its lock for the resolver's and signals' threads).
+    asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     server s(io, settings);
     s.start();
     ops::log(ops::level::info, "start")
