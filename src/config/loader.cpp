@@ -224,6 +224,25 @@ class field {
         return value;
     }
 
+    /// An inline table whose keys are all in `names`; `read` gets each key and its field.
+    template <typename Read>
+    void inline_table(std::initializer_list<std::string_view> names, Read read) const {
+        const auto* table = node_.as_table();
+        if (table == nullptr)
+            fail("expected an inline table like { after = 2, delay = \"1s\" }, got "
+                 + describe(node_));
+        for (const auto& [key, value] : *table) {
+            if (std::find(names.begin(), names.end(), key.str()) == names.end()) {
+                std::string known;
+                for (const auto n : names)
+                    known += (known.empty() ? "" : ", ") + std::string(n);
+                throw field_error{key.source().begin, key_ + "." + printable(key.str()),
+                                  "unknown key; the keys are " + known};
+            }
+            read(key.str(), field(value, key_ + "." + std::string(key.str())));
+        }
+    }
+
   private:
     const toml::node& node_;
     std::string key_;
@@ -335,6 +354,36 @@ constexpr std::array key_table{
                      static_cast<std::uint32_t>(f.integer_in(0, 100'000));
              }},
 
+    key_spec{"limits", "recipients_per_message",
+             [](const field& f, settings& s) {
+                 // RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients.
+                 s.limits.recipients_per_message =
+                     static_cast<std::uint32_t>(f.integer_in(100, 100'000));
+             }},
+    key_spec{"limits", "bad_recipient_throttle",
+             [](const field& f, settings& s) {
+                 f.inline_table({"after", "delay"}, [&](std::string_view name, const field& v) {
+                     if (name == "after") {
+                         s.limits.bad_recipient_after =
+                             static_cast<std::uint32_t>(v.integer_in(0, 10'000));
+                     } else {
+                         s.limits.bad_recipient_delay = v.duration_in(0s, 60s);
+                     }
+                 });
+             }},
+    key_spec{"limits", "soft_errors",
+             [](const field& f, settings& s) {
+                 s.limits.soft_errors = static_cast<std::uint32_t>(f.integer_in(0, 10'000));
+             }},
+    key_spec{"limits", "error_delay",
+             [](const field& f, settings& s) { s.limits.error_delay = f.duration_in(0s, 60s); }},
+    key_spec{"limits", "max_errors",
+             [](const field& f, settings& s) {
+                 s.limits.max_errors = static_cast<std::uint32_t>(f.integer_in(0, 10'000));
+             }},
+    key_spec{"limits", "max_delay",
+             [](const field& f, settings& s) { s.limits.max_delay = f.duration_in(0s, 1h); }},
+
     // RFC 5321 4.5.3.2.1: a client waits 5 minutes for the greeting; a longer pause only loses
     // mail.
     key_spec{"greet_pause", "delay",
@@ -362,6 +411,11 @@ constexpr std::array key_table{
              [](const field& f, settings& s) { s.modes.host_interval = f.mode(); }},
     key_spec{"modes", "greet_pause",
              [](const field& f, settings& s) { s.modes.greet_pause = f.mode(); }},
+    key_spec{"modes", "recipients_per_message",
+             [](const field& f, settings& s) { s.modes.recipients_per_message = f.mode(); }},
+    key_spec{"modes", "bad_recipient_throttle",
+             [](const field& f, settings& s) { s.modes.bad_recipient_throttle = f.mode(); }},
+    key_spec{"modes", "errors", [](const field& f, settings& s) { s.modes.errors = f.mode(); }},
 
     key_spec{"state", "store",
              [](const field& f, settings&) {

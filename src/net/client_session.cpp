@@ -106,8 +106,8 @@ client_session::client_session(server& owner, tcp::socket client,
       client_lines_(settings_->smtp.max_line_length),
       backend_lines_(backend_line_limit),
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
-      engine_(
-          {owner.hostname(), settings_->smtp.bare_newline == config::bare_newline_mode::reject}) {
+      delay_timer_(client_.get_executor()),
+      engine_(session::engine_settings_from(*settings_, owner.hostname())) {
     registry_entry_ = owner_.attach(this);
 }
 
@@ -128,6 +128,7 @@ void client_session::stop() {
     error_code ignored;
     client_.cancel(ignored);
     backend_.cancel(ignored);
+    delay_timer_.cancel();
 }
 
 // ---- I/O with deadlines -------------------------------------------------------------------
@@ -406,16 +407,37 @@ asio::awaitable<bool> client_session::flush_backend() {
 }
 
 asio::awaitable<void> client_session::flush_client() {
-    auto& out = engine_.to_client();
-    if (out.empty() || client_gone_) co_return;
-    const std::size_t n = out.size();
-    const auto r = co_await write_all(client_, out, capped(settings_->timeouts.command));
+    if (client_gone_) co_return;
+    if (!co_await write_client(engine_.to_client())) co_return;
+    // Throttled replies: each waits its delay, in order. The wait is a timer; nothing else of
+    // this session runs meanwhile, and the engine bounds the total per session.
+    auto& delayed = engine_.delayed();
+    while (!delayed.empty() && !client_gone_) {
+        delay_timer_.expires_after(delayed.front().delay);
+        auto [ec] = co_await delay_timer_.async_wait(use_tuple);
+        if (interrupt_ == interrupt::stop) {
+            delayed.clear();
+            engine_.on_shutdown();
+            co_return;
+        }
+        std::string bytes = std::move(delayed.front().bytes);
+        delayed.pop_front();
+        if (!co_await write_client(bytes)) co_return;
+    }
+}
+
+asio::awaitable<bool> client_session::write_client(std::string& bytes) {
+    if (bytes.empty()) co_return true;
+    const std::size_t n = bytes.size();
+    const auto r = co_await write_all(client_, bytes, capped(settings_->timeouts.command));
     if (r.ec) {
-        out.clear();
+        bytes.clear();
+        engine_.delayed().clear();
         on_io_failure(r, session::deadline::command, false);
-        co_return;
+        co_return false;
     }
     bytes_out_ += n;
+    co_return true;
 }
 
 smtp::reply_status client_session::parse_buffered_reply() {
@@ -550,10 +572,17 @@ asio::awaitable<void> client_session::stream_message() {
 asio::awaitable<void> client_session::goodbye() {
     const auto deadline = steady_clock::now() + goodbye_timeout;
     error_code ignored;
-    if (!client_gone_ && !engine_.to_client().empty()) {
-        const std::size_t n = engine_.to_client().size();
-        const auto r = co_await write_all(client_, engine_.to_client(), deadline);
-        if (!r.ec) bytes_out_ += n;
+    if (!client_gone_) {
+        // The last replies, delayed ones included (their delay is skipped: we are closing).
+        std::string last = std::move(engine_.to_client());
+        for (auto& d : engine_.delayed())
+            last += d.bytes;
+        engine_.delayed().clear();
+        const std::size_t n = last.size();
+        if (n > 0) {
+            const auto r = co_await write_all(client_, last, deadline);
+            if (!r.ec) bytes_out_ += n;
+        }
     }
     if (backend_connected_) {
         if (engine_.backend_quit_wanted()) {
@@ -583,7 +612,8 @@ asio::awaitable<void> client_session::goodbye() {
 
 void client_session::log_events() {
     for (const auto& e : engine_.events()) {
-        auto line = ops::log(e.name == "reject" ? ops::level::info : ops::level::warning, e.name);
+        const bool routine = e.name == "reject" || e.name == "bad_recipient";
+        auto line = ops::log(routine ? ops::level::info : ops::level::warning, e.name);
         line.kv("session", id_).kv("client", client_text_);
         if (e.name == "timeout") {
             line.kv("phase", e.reason);
@@ -591,6 +621,8 @@ void client_session::log_events() {
             line.kv("reason", e.reason);
         }
         if (e.code != 0) line.kv("code", e.code);
+        if (e.limit != 0 || e.observed != 0) line.kv("observed", e.observed);
+        if (e.limit != 0) line.kv("limit", e.limit);
         if (!e.detail.empty()) line.kv("detail", e.detail);
     }
     engine_.events().clear();

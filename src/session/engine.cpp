@@ -33,6 +33,23 @@ std::string_view deadline_name(deadline d) {
 
 }  // namespace
 
+engine_settings engine_settings_from(const config::settings& settings, std::string hostname) {
+    engine_settings e;
+    e.hostname = std::move(hostname);
+    e.reject_bare_newline = settings.smtp.bare_newline == config::bare_newline_mode::reject;
+    e.recipients_per_message = settings.limits.recipients_per_message;
+    e.recipients_mode = settings.modes.recipients_per_message;
+    e.bad_recipient_after = settings.limits.bad_recipient_after;
+    e.bad_recipient_delay = settings.limits.bad_recipient_delay;
+    e.bad_recipient_mode = settings.modes.bad_recipient_throttle;
+    e.soft_errors = settings.limits.soft_errors;
+    e.max_errors = settings.limits.max_errors;
+    e.error_delay = settings.limits.error_delay;
+    e.errors_mode = settings.modes.errors;
+    e.max_total_delay = settings.limits.max_delay;
+    return e;
+}
+
 engine::engine(engine_settings settings) : settings_(std::move(settings)) {}
 
 void engine::on_banner(const smtp::reply& banner) {
@@ -40,21 +57,21 @@ void engine::on_banner(const smtp::reply& banner) {
         close_with(replies::backend_failed, "backend_error", "banner");
         return;
     }
-    smtp::append_reply(to_client_, banner);
+    smtp::append_reply(out(), banner);
 }
 
 void engine::answer_locally(const smtp::named_reply* greeting, const smtp::named_reply& refusal,
                             bool polite) {
     local_refusal_ = &refusal;
     local_polite_ = polite;
-    if (greeting != nullptr) smtp::append_reply(to_client_, *greeting, settings_.hostname);
+    if (greeting != nullptr) smtp::append_reply(out(), *greeting, settings_.hostname);
 }
 
 void engine::close_now(const smtp::named_reply& r, std::string_view reason) {
     if (closing_) return;
     pending_.clear();
     backend_owed_ = 0;
-    smtp::append_reply(to_client_, r, settings_.hostname);
+    smtp::append_reply(out(), r, settings_.hostname);
     closing_ = true;
     close_reason_ = reason;
 }
@@ -65,34 +82,34 @@ void engine::on_local_line(const smtp::line_event& line) {
         return;
     }
     if (line.status == smtp::line_status::too_long) {
-        smtp::append_reply(to_client_, replies::line_too_long, settings_.hostname);
+        smtp::append_reply(out(), replies::line_too_long, settings_.hostname);
         return;
     }
     const smtp::command cmd = smtp::parse_command(line.text);
     switch (cmd.kind) {
         case verb::non_smtp: close_with(replies::non_smtp_command, "reject", "non_smtp"); return;
         case verb::quit:
-            smtp::append_reply(to_client_, replies::goodbye, settings_.hostname);
+            smtp::append_reply(out(), replies::goodbye, settings_.hostname);
             closing_ = true;
             close_reason_ = "quit";
             return;
         case verb::helo:
         case verb::ehlo:
             if (local_polite_) {
-                smtp::append_reply(to_client_, replies::helo_ok, settings_.hostname);
+                smtp::append_reply(out(), replies::helo_ok, settings_.hostname);
                 return;
             }
             break;
         case verb::noop:
         case verb::rset:
             if (local_polite_) {
-                smtp::append_reply(to_client_, replies::ok, settings_.hostname);
+                smtp::append_reply(out(), replies::ok, settings_.hostname);
                 return;
             }
             break;
         default: break;
     }
-    smtp::append_reply(to_client_, *local_refusal_, settings_.hostname);
+    smtp::append_reply(out(), *local_refusal_, settings_.hostname);
 }
 
 void engine::on_client_line(const smtp::line_event& line) {
@@ -109,10 +126,10 @@ void engine::on_client_line(const smtp::line_event& line) {
         // backend's state stays in step with ours.
         const bool ok = line.status == smtp::line_status::line && !line.bare_newline
                         && valid_auth_response(line.text);
-        if (!ok) events_.push_back({"reject", "auth_response", 501, {}});
+        if (!ok) events_.push_back({"reject", "auth_response", 501, {}, 0, 0});
         to_backend_.append(ok ? line.text : "*");
         to_backend_.append("\r\n");
-        pending_.push_back(pending{verb::auth, false, {}, false});
+        pending_.push_back(pending{verb::auth, false, {}, false, {}});
         ++backend_owed_;
         barrier_ = true;
         phase_ = phase::command;
@@ -158,15 +175,38 @@ void engine::on_client_line(const smtp::line_event& line) {
 }
 
 void engine::forward(const smtp::command& cmd, std::string_view line) {
+    if (cmd.kind == verb::rcpt && ++recipients_ > settings_.recipients_per_message
+        && settings_.recipients_mode != config::check_mode::off) {
+        if (settings_.recipients_mode == config::check_mode::enforce) {
+            // RFC 5321 4.5.3.1.10: too many recipients is 452; a standards-following MTA
+            // delivers to the accepted ones and retries the rest (sendmail
+            // MAX_RCPTS_PER_MESSAGE). Not forwarded: the backend never sees it.
+            local_reply(replies::too_many_recipients, "recipients_per_message", recipients_,
+                        settings_.recipients_per_message);
+            return;
+        }
+        events_.push_back({"would_reject",
+                           "recipients_per_message",
+                           452,
+                           {},
+                           static_cast<std::int64_t>(recipients_),
+                           settings_.recipients_per_message});
+    }
     to_backend_.append(line);
     to_backend_.append("\r\n");
-    pending_.push_back(pending{cmd.kind, false, {}, false});
+    pending_.push_back(pending{cmd.kind, false, {}, false, {}});
     ++backend_owed_;
     switch (cmd.kind) {
-        case verb::mail: transaction_open_ = true; break;
+        case verb::mail:
+            transaction_open_ = true;
+            reset_transaction();
+            break;
         case verb::rset:
         case verb::helo:
-        case verb::ehlo: transaction_open_ = false; break;
+        case verb::ehlo:
+            transaction_open_ = false;
+            reset_transaction();
+            break;
         // RFC 2920 3.1: DATA, AUTH and QUIT end a pipelined group; what follows them is not
         // a command until their reply is known (message content, an AUTH response, nothing).
         case verb::data:
@@ -190,6 +230,7 @@ void engine::on_backend_reply(smtp::reply& reply) {
         phase_ = phase::command;
         barrier_ = false;
         transaction_open_ = false;
+        reset_transaction();
         if (reply.kind() == 2) ++messages_;
     } else {
         switch (answered.kind) {
@@ -209,26 +250,75 @@ void engine::on_backend_reply(smtp::reply& reply) {
                 barrier_ = false;
                 break;
             case verb::quit:
-                smtp::append_reply(to_client_, reply);
+                smtp::append_reply(out(), reply);
                 closing_ = true;
                 close_reason_ = "quit";
                 return;
             default: break;
         }
     }
-    smtp::append_reply(to_client_, reply);
+    duration delay{0};
+    if (!answered.end_of_data && answered.kind == verb::rcpt) delay = rcpt_delay(reply);
+    if (reply.kind() == 5) delay = std::max(delay, count_error(smtp::verb_name(answered.kind)));
+    if (closing_) return;
+    if (total_delay_ + delay > settings_.max_total_delay) {
+        // Throttles cost the client time, never us unbounded time: past the budget, close.
+        close_with(replies::too_many_errors, "reject", "delay_budget");
+        events_.back().observed = (total_delay_ + delay).count();
+        events_.back().limit = settings_.max_total_delay.count();
+        return;
+    }
+    smtp::append_reply(out(delay), reply);
     if (reply.code == 421) {
         // RFC 5321 3.8: the backend is closing the channel; so do we.
         closing_ = true;
         close_reason_ = "backend_421";
-        events_.push_back({"backend_error", "backend_421", 421, {}});
+        events_.push_back({"backend_error", "backend_421", 421, {}, 0, 0});
         return;
     }
     flush_local_replies();
 }
 
+bool is_unknown_recipient(const smtp::reply& reply) {
+    // RFC 5321 4.2.2 / RFC 3463 5.1.x: 550/551/553 with a 5.1.x status (bad mailbox, bad
+    // destination, unknown user) or without an enhanced status at all. Policy rejections
+    // (5.7.x) are not bad recipients: the address may well exist.
+    if (reply.code != 550 && reply.code != 551 && reply.code != 553) return false;
+    if (reply.lines.empty()) return true;
+    const std::string& text = reply.lines.front();
+    if (text.size() >= 2 && text[0] == '5' && text[1] == '.') return text.rfind("5.1.", 0) == 0;
+    return true;
+}
+
+duration engine::rcpt_delay(const smtp::reply& reply) {
+    const bool bad = is_unknown_recipient(reply);
+    // The throttle starts once `after` bad recipients were seen in this transaction: the
+    // reply to every later RCPT waits (sendmail sleeps after each RCPT once flagged).
+    const bool throttled = settings_.bad_recipient_after != 0
+                           && bad_recipients_ >= settings_.bad_recipient_after
+                           && settings_.bad_recipient_mode != config::check_mode::off;
+    if (bad) {
+        ++bad_recipients_;
+        events_.push_back({"bad_recipient", "unknown_user", reply.code, {}, bad_recipients_, 0});
+        if (bad_recipients_ == settings_.bad_recipient_after
+            && settings_.bad_recipient_mode != config::check_mode::off) {
+            // Logged once per transaction, sendmail's "Possible SMTP RCPT flood, throttling."
+            const bool observe = settings_.bad_recipient_mode == config::check_mode::observe;
+            events_.push_back({observe ? "would_reject" : "rcpt_flood",
+                               "bad_recipient_throttle",
+                               0,
+                               {},
+                               bad_recipients_,
+                               settings_.bad_recipient_after});
+        }
+    }
+    if (!throttled || settings_.bad_recipient_mode != config::check_mode::enforce)
+        return duration(0);
+    return settings_.bad_recipient_delay;
+}
+
 void engine::on_data_end() {
-    pending_.push_back(pending{verb::data, false, {}, true});
+    pending_.push_back(pending{verb::data, false, {}, true, {}});
     ++backend_owed_;
     // Content is over: the client's next bytes are commands again, but they wait for the
     // backend's final reply (the barrier stays up until it arrives).
@@ -255,25 +345,63 @@ void engine::on_shutdown() {
     close_with(replies::shutting_down, "drain_close", "shutdown");
 }
 
-void engine::local_reply(const smtp::named_reply& r, std::string_view reason) {
-    events_.push_back({"reject", reason, r.code, {}});
+void engine::local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed,
+                         std::int64_t limit) {
+    events_.push_back({"reject", reason, r.code, {}, observed, limit});
+    const duration delay = count_error(reason);
+    if (closing_) return;
     if (backend_owed_ == 0) {
-        smtp::append_reply(to_client_, r, settings_.hostname);
+        smtp::append_reply(out(delay), r, settings_.hostname);
         return;
     }
-    pending p{verb::unknown, true, {}, false};
+    pending p{verb::unknown, true, {}, false, delay};
     smtp::append_reply(p.reply, r, settings_.hostname);
     pending_.push_back(std::move(p));
+}
+
+std::string& engine::out(duration delay) {
+    if (delay.count() > 0) {
+        total_delay_ += delay;
+        delayed_.push_back({delay, {}});
+        return delayed_.back().bytes;
+    }
+    return delayed_.empty() ? to_client_ : delayed_.back().bytes;
+}
+
+duration engine::count_error(std::string_view reason) {
+    if (settings_.errors_mode == config::check_mode::off) return duration(0);
+    ++errors_;
+    const bool enforce = settings_.errors_mode == config::check_mode::enforce;
+    if (settings_.max_errors != 0 && errors_ >= settings_.max_errors) {
+        if (!enforce) {
+            events_.push_back({"would_reject", "max_errors", 421, std::string(reason), errors_,
+                               settings_.max_errors});
+            return duration(0);
+        }
+        close_with(replies::too_many_errors, "reject", "max_errors", std::string(reason));
+        events_.back().observed = errors_;
+        events_.back().limit = settings_.max_errors;
+        return duration(0);
+    }
+    if (settings_.soft_errors != 0 && errors_ > settings_.soft_errors && enforce) {
+        return settings_.error_delay;
+    }
+    return duration(0);
+}
+
+void engine::reset_transaction() {
+    recipients_ = 0;
+    bad_recipients_ = 0;
 }
 
 void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
                         std::string_view reason, std::string detail) {
     if (closing_) return;
-    events_.push_back({event_name, reason, r.code, std::move(detail)});
+    events_.push_back({event_name, reason, r.code, std::move(detail), 0, 0});
     // Replies still owed will not come; the client learns why with this last reply.
     pending_.clear();
     backend_owed_ = 0;
-    smtp::append_reply(to_client_, r, settings_.hostname);
+    smtp::append_reply(out(), r, settings_.hostname);
     closing_ = true;
     if (event_name == "timeout" || event_name == "backend_error") {
         close_reason_ = event_name == "timeout" ? "timeout_" : "backend_";
@@ -285,7 +413,7 @@ void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
 
 void engine::flush_local_replies() {
     while (!pending_.empty() && pending_.front().local) {
-        to_client_.append(pending_.front().reply);
+        out(pending_.front().delay).append(pending_.front().reply);
         pending_.pop_front();
     }
 }

@@ -363,3 +363,196 @@ TEST_CASE("session - nullserver mode refuses everything but QUIT, and not for lo
     )";
     t.run(script);
 }
+
+namespace {
+
+smtpgate::session::engine_settings throttled(std::uint32_t recipients, std::uint32_t bad_after) {
+    smtpgate::session::engine_settings s;
+    s.hostname = "gate.test";
+    s.recipients_per_message = recipients;
+    s.bad_recipient_after = bad_after;
+    s.bad_recipient_delay = std::chrono::seconds(1);
+    return s;
+}
+
+std::int64_t total_delay_ms(smtpgate::session::engine& e) {
+    std::int64_t total = 0;
+    for (const auto& d : e.delayed())
+        total += d.delay.count();
+    return total;
+}
+
+}  // namespace
+
+TEST_CASE("session - the recipient cap answers 452 4.5.3 locally from recipient N+1 on") {
+    auto settings = throttled(100, 0);
+    std::string script =
+        "C: MAIL FROM:<a@example.org>\n=> MAIL FROM:<a@example.org>\n"
+        "B: 250 2.1.0 Ok\nS: 250 2.1.0 Ok\n";
+    for (int i = 1; i <= 102; ++i) {
+        const std::string rcpt = "RCPT TO:<u" + std::to_string(i) + "@example.net>";
+        script += "C: " + rcpt + "\n";
+        if (i <= 100) {
+            script += "=> " + rcpt + "\nB: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n";
+        } else {
+            script += "S: 452 4.5.3 gate.test Error: too many recipients\n";
+        }
+    }
+    // A new transaction starts the count again.
+    script +=
+        "C: RSET\n=> RSET\nB: 250 2.0.0 Ok\nS: 250 2.0.0 Ok\n"
+        "C: MAIL FROM:<a@example.org>\n=> MAIL FROM:<a@example.org>\nB: 250 2.1.0 Ok\nS: 250 2.1.0 "
+        "Ok\n"
+        "C: RCPT TO:<again@example.net>\n=> RCPT TO:<again@example.net>\nB: 250 2.1.5 Ok\nS: 250 "
+        "2.1.5 Ok\n";
+    transcript_runner t(settings);
+    t.run(script);
+}
+
+TEST_CASE("session - pipelined RCPTs past the cap keep command order") {
+    transcript_runner t(throttled(100, 0));
+    std::string script = "C: MAIL FROM:<a@example.org>\n";
+    for (int i = 1; i <= 101; ++i)
+        script += "C: RCPT TO:<u" + std::to_string(i) + "@example.net>\n";
+    script += "C: NOOP\n=> MAIL FROM:<a@example.org>\n";
+    for (int i = 1; i <= 100; ++i)
+        script += "=> RCPT TO:<u" + std::to_string(i) + "@example.net>\n";
+    script += "=> NOOP\nB: 250 2.1.0 Ok\nS: 250 2.1.0 Ok\n";
+    for (int i = 1; i <= 100; ++i)
+        script += "B: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n";
+    // The 452 for recipient 101 waits behind the backend's 100 replies, and the NOOP's reply
+    // behind it.
+    script +=
+        "S: 452 4.5.3 gate.test Error: too many recipients\nB: 250 2.0.0 Ok\nS: 250 2.0.0 Ok\n";
+    t.run(script);
+}
+
+TEST_CASE("session - unknown users are classified; the throttle starts after N of them") {
+    using smtpgate::smtp::reply;
+    CHECK(smtpgate::session::is_unknown_recipient(
+        reply{550, {"5.1.1 <x@example.net>: Recipient address rejected"}}));
+    CHECK(smtpgate::session::is_unknown_recipient(reply{550, {"No such user here"}}));
+    CHECK(smtpgate::session::is_unknown_recipient(reply{553, {"5.1.3 bad address syntax"}}));
+    CHECK_FALSE(smtpgate::session::is_unknown_recipient(reply{554, {"5.7.1 Relay access denied"}}));
+    CHECK_FALSE(smtpgate::session::is_unknown_recipient(reply{550, {"5.7.1 Access denied"}}));
+    CHECK_FALSE(smtpgate::session::is_unknown_recipient(reply{450, {"4.1.1 try later"}}));
+
+    transcript_runner t(throttled(100, 2));
+    auto& e = t.engine();
+    t.run(R"(
+        C: MAIL FROM:<spammer@example.org>
+        => MAIL FROM:<spammer@example.org>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<info@example.net>
+        => RCPT TO:<info@example.net>
+        B: 550 5.1.1 <info@example.net>: Recipient address rejected: User unknown
+        S: 550 5.1.1 <info@example.net>: Recipient address rejected: User unknown
+        C: RCPT TO:<sales@example.net>
+        => RCPT TO:<sales@example.net>
+        B: 550 5.1.1 <sales@example.net>: Recipient address rejected: User unknown
+        S: 550 5.1.1 <sales@example.net>: Recipient address rejected: User unknown
+        C: RCPT TO:<admin@example.net>
+        => RCPT TO:<admin@example.net>
+        B: 250 2.1.5 Ok
+    )");
+    // Two bad recipients seen: the third RCPT's reply waits a second, even though it is good.
+    REQUIRE(e.delayed().size() == 1);
+    CHECK(e.delayed().front().delay == std::chrono::seconds(1));
+    CHECK(e.delayed().front().bytes == "250 2.1.5 Ok\r\n");
+    e.delayed().clear();
+    // MAIL starts a new transaction: the count starts again.
+    t.run(R"(
+        C: MAIL FROM:<next@example.org>
+        => MAIL FROM:<next@example.org>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<x@example.net>
+        => RCPT TO:<x@example.net>
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+    )");
+    CHECK(e.delayed().empty());
+}
+
+TEST_CASE("session - pipelined RCPTs with delayed and local replies stay in order") {
+    auto settings = throttled(100, 1);
+    settings.recipients_per_message = 100;
+    transcript_runner t(settings);
+    auto& e = t.engine();
+    t.run(R"(
+        C: MAIL FROM:<a@example.org>
+        C: RCPT TO:<bad@example.net>
+        C: XCLIENT ADDR=192.0.2.1
+        C: RCPT TO:<good@example.net>
+        C: NOOP
+        => MAIL FROM:<a@example.org>
+        => RCPT TO:<bad@example.net>
+        => RCPT TO:<good@example.net>
+        => NOOP
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        B: 550 5.1.1 unknown
+        S: 550 5.1.1 unknown
+        S: 550 5.7.0 gate.test Error: insufficient authorization
+        B: 250 2.1.5 Ok
+        B: 250 2.0.0 Ok
+    )");
+    // The local 550 for XCLIENT went out at once (its turn came before the delayed RCPT
+    // reply); the good RCPT's reply waits, and the NOOP's reply queues behind it.
+    REQUIRE(e.delayed().size() == 1);
+    CHECK(e.delayed().front().bytes == "250 2.1.5 Ok\r\n250 2.0.0 Ok\r\n");
+    e.delayed().clear();
+}
+
+TEST_CASE("session - errors: delayed after the soft limit, closed at the hard limit") {
+    smtpgate::session::engine_settings s;
+    s.hostname = "gate.test";
+    s.soft_errors = 2;
+    s.max_errors = 4;
+    s.error_delay = std::chrono::milliseconds(500);
+    transcript_runner t(s);
+    auto& e = t.engine();
+    t.run(R"(
+        C: FOO
+        S: 500 5.5.1 gate.test Error: command not recognized
+        C: VRFY root
+        => VRFY root
+        B: 502 5.5.1 VRFY command is disabled
+        S: 502 5.5.1 VRFY command is disabled
+        C: BAR
+    )");
+    REQUIRE(e.delayed().size() == 1);
+    CHECK(e.delayed().front().delay == std::chrono::milliseconds(500));
+    CHECK(total_delay_ms(e) == 500);
+    e.delayed().clear();
+    t.run(R"(
+        C: BAZ
+        S: 421 4.7.0 gate.test Error: too many errors
+        ? closing
+    )");
+}
+
+TEST_CASE("session - the delay budget closes the session instead of growing without bound") {
+    auto settings = throttled(1000, 1);
+    settings.max_total_delay = std::chrono::seconds(3);
+    transcript_runner t(settings);
+    auto& e = t.engine();
+    std::string script =
+        "C: MAIL FROM:<a@b>\n=> MAIL FROM:<a@b>\nB: 250 2.1.0 Ok\nS: 250 2.1.0 Ok\n"
+        "C: RCPT TO:<u0@b>\n=> RCPT TO:<u0@b>\nB: 550 5.1.1 unknown\nS: 550 5.1.1 unknown\n";
+    for (int i = 1; i <= 3; ++i) {
+        script += "C: RCPT TO:<u" + std::to_string(i) + "@b>\n=> RCPT TO:<u" + std::to_string(i)
+                  + "@b>\nB: 550 5.1.1 unknown\n";
+    }
+    t.run(script);
+    CHECK(total_delay_ms(e) == 3000);
+    e.delayed().clear();
+    t.run(R"(
+        C: RCPT TO:<u4@b>
+        => RCPT TO:<u4@b>
+        B: 550 5.1.1 unknown
+        S: 421 4.7.0 gate.test Error: too many errors
+        ? closing
+    )");
+}

@@ -117,6 +117,20 @@ struct limits_settings {
     /// is Postfix's smtpd_client_connection_count_limit, above the 20 parallel deliveries a
     /// Postfix sender opens by default (smtp_destination_concurrency_limit).
     std::uint32_t concurrent_per_client = 50;
+
+    /// RCPT commands per transaction; more get 452 4.5.3 (RFC 5321 4.5.3.1.8: at least 100).
+    std::uint32_t recipients_per_message = 100;
+    /// sendmail BAD_RCPT_THROTTLE: after `after` unknown users in a transaction, every later
+    /// RCPT reply waits `delay`. after = 0: off.
+    std::uint32_t bad_recipient_after = 2;
+    duration bad_recipient_delay = 1s;
+    /// Postfix smtpd_soft_error_limit / smtpd_error_sleep_time / smtpd_hard_error_limit:
+    /// refused commands and 5xx replies. 0 = off.
+    std::uint32_t soft_errors = 10;
+    duration error_delay = 1s;
+    std::uint32_t max_errors = 20;
+    /// Bound on all throttle delays of one session; past it, 421 4.7.0 and close.
+    duration max_delay = 60s;
 };
 
 struct greet_pause_settings {
@@ -140,6 +154,9 @@ struct mode_settings {
     check_mode connection_rate = check_mode::enforce;
     check_mode host_interval = check_mode::enforce;
     check_mode greet_pause = check_mode::enforce;
+    check_mode recipients_per_message = check_mode::enforce;
+    check_mode bad_recipient_throttle = check_mode::enforce;
+    check_mode errors = check_mode::enforce;
 };
 
 struct state_settings {

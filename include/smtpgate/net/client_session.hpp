@@ -82,6 +82,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     asio::awaitable<void> read_client_commands();
     asio::awaitable<void> stream_message();
     asio::awaitable<void> flush_client();
+    asio::awaitable<bool> write_client(std::string& bytes);
     asio::awaitable<bool> flush_backend();
     asio::awaitable<bool> flush_backend_bytes(std::string& bytes);
     asio::awaitable<void> goodbye();
@@ -98,6 +99,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     tcp::socket client_;
     tcp::socket backend_;
     asio::steady_timer watchdog_;
+    asio::steady_timer delay_timer_;
     steady_clock::time_point deadline_{};
     bool watchdog_armed_ = false;
     bool timed_out_ = false;

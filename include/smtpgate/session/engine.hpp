@@ -13,6 +13,7 @@
 // to log. Single-threaded, one engine per session.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "smtpgate/config/config.hpp"
 #include "smtpgate/smtp/command.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
 #include "smtpgate/smtp/replies.hpp"
@@ -27,10 +29,39 @@
 
 namespace smtpgate::session {
 
+using duration = std::chrono::milliseconds;
+
 struct engine_settings {
     std::string hostname;
     /// bare_newline = "reject": refuse commands that end in a bare CR or LF.
     bool reject_bare_newline = false;
+
+    /// RCPT commands per transaction; more get 452 4.5.3 locally (RFC 5321 4.5.3.1.8).
+    std::uint32_t recipients_per_message = 100;
+    config::check_mode recipients_mode = config::check_mode::enforce;
+    /// After this many unknown-user rejections in a transaction, every later RCPT reply is
+    /// delayed by `bad_recipient_delay` (sendmail BAD_RCPT_THROTTLE). 0 = off.
+    std::uint32_t bad_recipient_after = 2;
+    duration bad_recipient_delay{1000};
+    config::check_mode bad_recipient_mode = config::check_mode::enforce;
+    /// Errors (refused commands, 5xx replies): after `soft_errors` each error reply is
+    /// delayed by `error_delay`; at `max_errors` 421 4.7.0 and close (Postfix
+    /// smtpd_soft/hard_error_limit). 0 = off.
+    std::uint32_t soft_errors = 10;
+    std::uint32_t max_errors = 20;
+    duration error_delay{1000};
+    config::check_mode errors_mode = config::check_mode::enforce;
+    /// Bound on all delays in one session; past it the session is closed with 421 4.7.0.
+    duration max_total_delay{60000};
+};
+
+/// The engine's settings from the configuration.
+engine_settings engine_settings_from(const config::settings& settings, std::string hostname);
+
+/// Reply bytes that must wait before they are sent (a throttle's delay).
+struct delayed_output {
+    duration delay{0};
+    std::string bytes;
 };
 
 /// What the client's next bytes are.
@@ -44,11 +75,16 @@ enum class deadline { command, data, backend_reply, session };
 
 /// A decision worth a log line.
 struct event {
-    std::string_view name;    ///< "reject", "timeout", "backend_error", "drain_close"
+    std::string_view name;    ///< "reject", "timeout", "backend_error", "drain_close", ...
     std::string_view reason;  ///< stable token: "xclient", "line_too_long", "command", ...
     int code = 0;             ///< reply code sent to the client, if any
     std::string detail;       ///< free text, e.g. the system error of a failed connect
+    std::int64_t observed = 0;
+    std::int64_t limit = 0;
 };
+
+/// An unknown-user rejection (550/551/553 with 5.1.x or no enhanced status).
+bool is_unknown_recipient(const smtp::reply& reply);
 
 class engine {
   public:
@@ -90,7 +126,10 @@ class engine {
     void on_drain() { draining_ = true; }
 
     // ---- Outputs -----------------------------------------------------------------------
+    /// Bytes for the client, to send now.
     std::string& to_client() { return to_client_; }
+    /// Bytes for the client that wait their delay, in order, after to_client().
+    std::deque<delayed_output>& delayed() { return delayed_; }
     std::string& to_backend() { return to_backend_; }
     phase current_phase() const { return phase_; }
     /// The engine takes another client line now (no command in flight that must be last in
@@ -119,17 +158,31 @@ class engine {
         bool local = false;  ///< a proxy reply waiting for its turn
         std::string reply;   ///< the rendered local reply
         bool end_of_data = false;
+        duration delay{0};  ///< for a local reply: its error delay
     };
 
     void forward(const smtp::command& cmd, std::string_view line);
-    void local_reply(const smtp::named_reply& r, std::string_view reason);
+    void local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed = 0,
+                     std::int64_t limit = 0);
     void close_with(const smtp::named_reply& r, std::string_view event_name,
                     std::string_view reason, std::string detail = {});
     void flush_local_replies();
+    /// Where the next client bytes go: after `delay`, or behind what already waits.
+    std::string& out(duration delay = duration(0));
+    /// Counts an error reply; returns the delay it earns (0 below the soft limit).
+    duration count_error(std::string_view reason);
+    void reset_transaction();
+    /// Classifies a RCPT reply and returns the bad-recipient throttle's delay for it.
+    duration rcpt_delay(const smtp::reply& reply);
     void on_local_line(const smtp::line_event& line);
 
     engine_settings settings_;
     std::string to_client_;
+    std::deque<delayed_output> delayed_;
+    duration total_delay_{0};
+    std::uint32_t errors_ = 0;
+    std::uint32_t recipients_ = 0;      // RCPTs forwarded in this transaction
+    std::uint32_t bad_recipients_ = 0;  // unknown-user replies in this transaction
     std::string to_backend_;
     std::deque<pending> pending_;
     std::vector<event> events_;

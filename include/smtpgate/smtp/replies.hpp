@@ -78,6 +78,8 @@ inline constexpr named_reply invalid_character{500, "5.5.2 %h Error: invalid cha
 inline constexpr named_reply unknown_command{500, "5.5.1 %h Error: command not recognized"};
 /// RFC 5321 4.3.2: 501 for a syntax error in parameters.
 inline constexpr named_reply syntax_error{501, "5.5.4 %h Error: syntax error in parameters"};
+/// RFC 5321 4.5.3.1.10: beyond the recipient limit, 452 (sendmail MAX_RCPTS_PER_MESSAGE).
+inline constexpr named_reply too_many_recipients{452, "4.5.3 %h Error: too many recipients"};
 /// BDAT without CHUNKING offered (RFC 3030 is never advertised by the proxy).
 inline constexpr named_reply bdat_not_offered{502,
                                               "5.5.1 %h Error: BDAT not implemented, use DATA"};
