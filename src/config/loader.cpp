@@ -11,6 +11,7 @@
 #include <optional>
 #include <sstream>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 #include "smtpgate/config/units.hpp"
@@ -608,6 +609,8 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
                "expected [[rule]] entries (an array of tables), got " + describe(node)));
         return;
     }
+    std::unordered_map<std::string, std::string> seen;  // network -> origin
+    seen.reserve(array->size());
     for (std::size_t i = 0; i < array->size(); ++i) {
         const auto& table = *(*array)[i].as_table();
         const std::string prefix = "rule[" + std::to_string(i) + "]";
@@ -641,14 +644,14 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
                                   "every [[rule]] needs a match"));
             continue;
         }
-        const auto twin = std::find_if(out.rules.begin(), out.rules.end(), [&](const rule& other) {
-            return policy::network::parse(other.match)->to_string()
-                   == policy::network::parse(r.match)->to_string();
-        });
-        if (twin != out.rules.end()) {
+        // One rule per network, found in a hash set: tens of thousands of rules load in
+        // linear time.
+        const auto [twin, fresh] =
+            seen.emplace(policy::network::parse(r.match)->to_string(), r.origin);
+        if (!fresh) {
             problems.push_back(at(
                 source, table.source().begin, prefix + ".match",
-                "the network " + quote_value(r.match) + " already has a rule at " + twin->origin));
+                "the network " + quote_value(r.match) + " already has a rule at " + twin->second));
             continue;
         }
         out.rules.push_back(std::move(r));

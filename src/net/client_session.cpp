@@ -79,7 +79,8 @@ policy::client_address client_address_of(const asio::ip::address& address) {
 }
 
 policy::time_point wall_now() {
-    return std::chrono::time_point_cast<policy::duration>(std::chrono::system_clock::now());
+    return std::chrono::time_point_cast<policy::time_point::duration>(
+        std::chrono::system_clock::now());
 }
 
 std::string_view error_reason(const error_code& ec) {

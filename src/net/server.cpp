@@ -119,8 +119,8 @@ asio::awaitable<void> server::pace_accepts(asio::steady_timer& timer) {
     // queue in the kernel's backlog instead of being refused. A GCRA with a burst of one
     // second's worth spaces them evenly.
     const config::rate rate{settings_->server.accept_rate, std::chrono::seconds(1)};
-    const auto now =
-        std::chrono::time_point_cast<policy::duration>(std::chrono::system_clock::now());
+    const auto now = std::chrono::time_point_cast<policy::time_point::duration>(
+        std::chrono::system_clock::now());
     const auto d = policy::gcra_consume(accept_tat_, rate, now);
     if (d.allowed) co_return;
     ops::log(ops::level::debug, "accept_paced").kv("wait_ms", d.retry_after.count());

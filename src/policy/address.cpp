@@ -8,7 +8,11 @@
 namespace smtpgate::policy {
 
 std::optional<client_address> client_address::parse(std::string_view text) {
-    if (text.empty() || text.size() > INET6_ADDRSTRLEN) return std::nullopt;
+    // inet_pton stops at a NUL: "192.0.2.1\0junk" must not pass as 192.0.2.1.
+    if (text.empty() || text.size() > INET6_ADDRSTRLEN
+        || text.find('\0') != std::string_view::npos) {
+        return std::nullopt;
+    }
     const std::string s(text);
     client_address a;
     if (inet_pton(AF_INET, s.c_str(), a.bytes.data()) == 1) return a;
@@ -43,14 +47,19 @@ client_address client_address::masked(int prefix) const {
 
 std::optional<network> network::parse(std::string_view text) {
     const auto slash = text.find('/');
-    const auto addr = client_address::parse(text.substr(0, slash));
+    const auto address_text = text.substr(0, slash);
+    const auto addr = client_address::parse(address_text);
     if (!addr) return std::nullopt;
+    // "::ffff:192.0.2.0/120" is the IPv4 network 192.0.2.0/24: its prefix counts the 96 bits
+    // of the mapping.
+    const bool v4_mapped = !addr->ipv6 && address_text.find(':') != std::string_view::npos;
     network n{*addr, addr->width()};
     if (slash != std::string_view::npos) {
         const auto digits = text.substr(slash + 1);
         int prefix = -1;
         const auto [end, ec] =
             std::from_chars(digits.data(), digits.data() + digits.size(), prefix);
+        if (v4_mapped) prefix -= 96;
         if (ec != std::errc{} || end != digits.data() + digits.size() || digits.empty()
             || prefix < 0 || prefix > addr->width()) {
             return std::nullopt;

@@ -1,6 +1,7 @@
 #include "smtpgate/policy/admission.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace smtpgate::policy {
 
@@ -75,6 +76,22 @@ admission_result admission::admit(const client_address& client, time_point now) 
     }
     if (allowed) return result;
 
+    // Host interval first: every connection is an observation, refused or not (vthrottle), so
+    // a client hammering while refused for another reason keeps its interval running.
+    const duration interval = r != nullptr && r->host_interval ? *r->host_interval : interval_.host;
+    std::optional<verdict> interval_refusal;
+    if (modes_.host_interval != mode::off && interval.count() > 0) {
+        auto& cell = store_.at(std::string(1, interval_cell) + key, now);
+        const auto d = interval_observe(cell.stamp, interval, now);
+        cell.idle_at = d.idle_at;
+        if (!d.allowed) {
+            interval_refusal = refuse(replies::connecting_too_often, "host_interval",
+                                      d.observed.count(), interval.count());
+            interval_refusal->in_ms = true;
+        }
+    }
+    const bool interval_blocks = interval_refusal && modes_.host_interval == mode::enforce;
+
     // Concurrent connections: counted before the check so this connection is included.
     const std::uint32_t conn_limit = r != nullptr && r->concurrent_per_client
                                          ? *r->concurrent_per_client
@@ -82,41 +99,37 @@ admission_result admission::admit(const client_address& client, time_point now) 
     if (modes_.concurrent_per_client != mode::off) {
         const std::uint32_t open = connections_.acquire(key);
         result.held_key = key;
-        if (conn_limit != 0 && open > conn_limit) {
-            if (!settle(refuse(replies::too_many_client_connections, "concurrent_per_client", open,
-                               conn_limit),
-                        modes_.concurrent_per_client)) {
-                return result;
-            }
+        if (conn_limit != 0 && open > conn_limit
+            && !settle(refuse(replies::too_many_client_connections, "concurrent_per_client", open,
+                              conn_limit),
+                       modes_.concurrent_per_client)) {
+            return result;
         }
     }
 
+    // Connection rate: decided on a copy, recorded only for a connection that is let in, so a
+    // refused connection costs the client no budget.
     const config::rate rate =
         r != nullptr && r->connection_rate ? *r->connection_rate : limits_.connection_rate;
     if (modes_.connection_rate != mode::off && !rate.off()) {
         auto& cell = store_.at(std::string(1, rate_cell) + key, now);
-        const auto d = gcra_consume(cell.stamp, rate, now);
-        cell.idle_at = d.idle_at;
-        if (!d.allowed
-            && !settle(refuse(replies::connection_rate_exceeded, "connection_rate", d.observed,
-                              rate.count),
-                       modes_.connection_rate)) {
-            return result;
+        time_point tat = cell.stamp;
+        const auto d = gcra_consume(tat, rate, now);
+        if (!d.allowed) {
+            if (!settle(refuse(replies::connection_rate_exceeded, "connection_rate", d.observed,
+                               rate.count),
+                        modes_.connection_rate)) {
+                return result;
+            }
+        } else if (!interval_blocks) {
+            cell.stamp = tat;
+            cell.idle_at = d.idle_at;
+        } else if (cell.idle_at < now) {
+            cell.idle_at = now;  // a fresh cell: let the table drop it
         }
     }
 
-    const duration interval = r != nullptr && r->host_interval ? *r->host_interval : interval_.host;
-    if (modes_.host_interval != mode::off && interval.count() > 0) {
-        auto& cell = store_.at(std::string(1, interval_cell) + key, now);
-        const auto d = interval_observe(cell.stamp, interval, now);
-        cell.idle_at = d.idle_at;
-        verdict v = refuse(replies::connecting_too_often, "host_interval", d.observed.count(),
-                           interval.count());
-        v.in_ms = true;
-        if (!d.allowed && !settle(v, modes_.host_interval)) {
-            return result;
-        }
-    }
+    if (interval_refusal && !settle(*interval_refusal, modes_.host_interval)) return result;
     return result;
 }
 

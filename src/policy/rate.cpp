@@ -6,10 +6,22 @@ namespace smtpgate::policy {
 
 namespace {
 
-duration emission_interval(const config::rate& limit) {
-    // Rounded up: never admit faster than configured.
-    const auto w = limit.window.count();
-    return duration((w + limit.count - 1) / limit.count);
+using micros = std::chrono::microseconds;
+
+// Microseconds, rounded down: N intervals fit in one window, so a client idle for a whole
+// window has its whole burst back; the rate is at most N per (window - N us).
+micros emission_interval(const config::rate& limit) {
+    return micros(std::chrono::duration_cast<micros>(limit.window).count() / limit.count);
+}
+
+// The TAT is never further ahead than a full bucket: a wall clock stepping backwards (NTP, or
+// another host's clock through a shared store) costs at most one window, not the step.
+time_point start_of(time_point tat, time_point now, micros t, std::uint32_t count) {
+    return std::min(std::max(tat, now), now + t * count);
+}
+
+std::int64_t events_in(micros backlog, micros t) {
+    return (backlog + t - micros(1)) / t;
 }
 
 }  // namespace
@@ -17,39 +29,40 @@ duration emission_interval(const config::rate& limit) {
 rate_decision gcra_consume(time_point& tat, const config::rate& limit, time_point now) {
     rate_decision d;
     if (limit.count == 0) {
-        d.observed = 0;
         d.idle_at = now;
         return d;
     }
-    const duration t = emission_interval(limit);
-    const duration tau = t * (limit.count - 1);  // burst tolerance: N events at once
+    const micros t = emission_interval(limit);
+    const micros tau = t * (limit.count - 1);  // burst tolerance: N events at once
+    // A TAT more than a full bucket ahead cannot come from this key's events (the clock
+    // stepped back): repair it, so the client waits one window at most.
+    tat = std::min(tat, now + t * limit.count);
     const time_point start = std::max(tat, now);
-    const duration backlog = start - now;  // events in the bucket times t
+    const micros backlog = start - now;
     if (backlog > tau) {
         d.allowed = false;
-        d.observed = backlog / t + 1;
-        d.retry_after = backlog - tau;
-        d.idle_at = tat;
+        d.observed = events_in(backlog, t) + 1;  // the bucket, and this attempt
+        d.retry_after = std::chrono::ceil<duration>(backlog - tau);
+        d.idle_at = start;
         return d;
     }
     tat = start + t;
-    d.observed = (tat - now + t - duration(1)) / t;
+    d.observed = events_in(tat - now, t);
     d.idle_at = tat;
     return d;
 }
 
 std::int64_t gcra_remaining(time_point tat, const config::rate& limit, time_point now) {
     if (limit.count == 0) return INT64_MAX;
-    const duration t = emission_interval(limit);
-    const duration backlog = std::max(tat, now) - now;
-    const std::int64_t used = (backlog + t - duration(1)) / t;
-    return std::max<std::int64_t>(0, limit.count - used);
+    const micros t = emission_interval(limit);
+    const micros backlog = start_of(tat, now, t, limit.count) - now;
+    return std::max<std::int64_t>(0, limit.count - events_in(backlog, t));
 }
 
 interval_decision interval_observe(time_point& last_seen, duration expected, time_point now) {
     interval_decision d;
-    if (last_seen != time_point{}) d.observed = now - last_seen;
-    d.allowed = expected.count() == 0 || last_seen == time_point{} || d.observed >= expected;
+    if (last_seen != time_point{}) d.observed = std::chrono::floor<duration>(now - last_seen);
+    d.allowed = expected.count() == 0 || last_seen == time_point{} || now - last_seen >= expected;
     last_seen = now;
     d.idle_at = now + expected;
     return d;

@@ -129,7 +129,7 @@ void engine::on_client_line(const smtp::line_event& line) {
         if (!ok) events_.push_back({"reject", "auth_response", 501, {}, 0, 0});
         to_backend_.append(ok ? line.text : "*");
         to_backend_.append("\r\n");
-        pending_.push_back(pending{verb::auth, false, {}, false, {}});
+        pending_.push_back(pending{verb::auth, false, {}, false, {}, {}});
         ++backend_owed_;
         barrier_ = true;
         phase_ = phase::command;
@@ -194,7 +194,7 @@ void engine::forward(const smtp::command& cmd, std::string_view line) {
     }
     to_backend_.append(line);
     to_backend_.append("\r\n");
-    pending_.push_back(pending{cmd.kind, false, {}, false, {}});
+    pending_.push_back(pending{cmd.kind, false, {}, false, {}, {}});
     ++backend_owed_;
     switch (cmd.kind) {
         case verb::mail:
@@ -260,12 +260,21 @@ void engine::on_backend_reply(smtp::reply& reply) {
     duration delay{0};
     if (!answered.end_of_data && answered.kind == verb::rcpt) delay = rcpt_delay(reply);
     if (reply.kind() == 5) delay = std::max(delay, count_error(smtp::verb_name(answered.kind)));
-    if (closing_) return;
-    if (total_delay_ + delay > settings_.max_total_delay) {
-        // Throttles cost the client time, never us unbounded time: past the budget, close.
-        close_with(replies::too_many_errors, "reject", "delay_budget");
-        events_.back().observed = (total_delay_ + delay).count();
-        events_.back().limit = settings_.max_total_delay.count();
+    const bool over_budget = total_delay_ + delay > settings_.max_total_delay;
+    const bool over_errors = std::exchange(error_limit_hit_, false);
+    if (over_budget || over_errors) {
+        // Throttles cost the client time, never us unbounded time: past the delay budget or
+        // the error limit, this reply goes out as it is, then 421 and the close.
+        if (over_budget) {
+            events_.push_back({"reject",
+                               "delay_budget",
+                               421,
+                               {},
+                               (total_delay_ + delay).count(),
+                               settings_.max_total_delay.count()});
+        }
+        smtp::append_reply(out(), reply);
+        close_now(replies::too_many_errors, over_budget ? "delay_budget" : "max_errors");
         return;
     }
     smtp::append_reply(out(delay), reply);
@@ -318,7 +327,7 @@ duration engine::rcpt_delay(const smtp::reply& reply) {
 }
 
 void engine::on_data_end() {
-    pending_.push_back(pending{verb::data, false, {}, true, {}});
+    pending_.push_back(pending{verb::data, false, {}, true, {}, {}});
     ++backend_owed_;
     // Content is over: the client's next bytes are commands again, but they wait for the
     // backend's final reply (the barrier stays up until it arrives).
@@ -349,12 +358,16 @@ void engine::local_reply(const smtp::named_reply& r, std::string_view reason, st
                          std::int64_t limit) {
     events_.push_back({"reject", reason, r.code, {}, observed, limit});
     const duration delay = count_error(reason);
-    if (closing_) return;
+    if (error_limit_hit_) {
+        error_limit_hit_ = false;
+        queue_close(replies::too_many_errors, "max_errors");
+        return;
+    }
     if (backend_owed_ == 0) {
         smtp::append_reply(out(delay), r, settings_.hostname);
         return;
     }
-    pending p{verb::unknown, true, {}, false, delay};
+    pending p{verb::unknown, true, {}, false, delay, {}};
     smtp::append_reply(p.reply, r, settings_.hostname);
     pending_.push_back(std::move(p));
 }
@@ -372,21 +385,32 @@ duration engine::count_error(std::string_view reason) {
     if (settings_.errors_mode == config::check_mode::off) return duration(0);
     ++errors_;
     const bool enforce = settings_.errors_mode == config::check_mode::enforce;
-    if (settings_.max_errors != 0 && errors_ >= settings_.max_errors) {
-        if (!enforce) {
-            events_.push_back({"would_reject", "max_errors", 421, std::string(reason), errors_,
-                               settings_.max_errors});
-            return duration(0);
-        }
-        close_with(replies::too_many_errors, "reject", "max_errors", std::string(reason));
-        events_.back().observed = errors_;
-        events_.back().limit = settings_.max_errors;
+    if (settings_.max_errors != 0 && errors_ == settings_.max_errors) {
+        events_.push_back({enforce ? "reject" : "would_reject", "max_errors", 421,
+                           std::string(reason), errors_, settings_.max_errors});
+        // The caller ends the session after the replies the client is still owed.
+        if (enforce) error_limit_hit_ = true;
         return duration(0);
     }
     if (settings_.soft_errors != 0 && errors_ > settings_.soft_errors && enforce) {
         return settings_.error_delay;
     }
     return duration(0);
+}
+
+void engine::queue_close(const smtp::named_reply& r, std::string_view reason) {
+    if (backend_owed_ == 0) {
+        smtp::append_reply(out(), r, settings_.hostname);
+        closing_ = true;
+        close_reason_ = reason;
+        return;
+    }
+    // Earlier pipelined commands still get their replies first (RFC 2920 order); no further
+    // line is taken.
+    pending p{smtp::verb::quit, true, {}, false, duration(0), reason};
+    smtp::append_reply(p.reply, r, settings_.hostname);
+    pending_.push_back(std::move(p));
+    close_queued_ = true;
 }
 
 void engine::reset_transaction() {
@@ -414,6 +438,14 @@ void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
 void engine::flush_local_replies() {
     while (!pending_.empty() && pending_.front().local) {
         out(pending_.front().delay).append(pending_.front().reply);
+        if (!pending_.front().close_reason.empty()) {
+            // A queued close reached its turn: what was pipelined after it goes unanswered.
+            closing_ = true;
+            close_reason_ = pending_.front().close_reason;
+            pending_.clear();
+            backend_owed_ = 0;
+            return;
+        }
         pending_.pop_front();
     }
 }

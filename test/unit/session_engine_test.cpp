@@ -552,7 +552,34 @@ TEST_CASE("session - the delay budget closes the session instead of growing with
         C: RCPT TO:<u4@b>
         => RCPT TO:<u4@b>
         B: 550 5.1.1 unknown
+        S: 550 5.1.1 unknown
         S: 421 4.7.0 gate.test Error: too many errors
         ? closing
     )");
+}
+
+TEST_CASE("session - the error limit waits for the replies owed to earlier pipelined commands") {
+    smtpgate::session::engine_settings s;
+    s.hostname = "gate.test";
+    s.soft_errors = 0;
+    s.max_errors = 2;
+    transcript_runner t(s);
+    t.run(R"(
+        C: NOOP 0
+        C: FOO 0
+        C: NOOP 1
+        C: FOO 1
+        C: NOOP 2
+        => NOOP 0
+        => NOOP 1
+        B: 250 2.0.0 Ok 0
+        S: 250 2.0.0 Ok 0
+        S: 500 5.5.1 gate.test Error: command not recognized
+        ? open
+        B: 250 2.0.0 Ok 1
+        S: 250 2.0.0 Ok 1
+        S: 421 4.7.0 gate.test Error: too many errors
+        ? closing
+    )");
+    CHECK(t.engine().close_reason() == "max_errors");
 }

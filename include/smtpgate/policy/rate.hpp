@@ -2,7 +2,8 @@
 //
 // GCRA (the generic cell rate algorithm, as in ATM and redis-cell) keeps one timestamp per key,
 // the theoretical arrival time (TAT). "N per window" admits a burst of N, then one more every
-// window/N; a key idle for a whole window has its full burst back. It is exact (no hash
+// window/N; a key idle for a whole window has its full burst back. Refused events do not
+// advance the state, and the TAT never runs more than a window ahead of `now`. It is exact (no hash
 // collisions, no fixed-window edges) and needs 8 bytes of state, the same in memory or Redis.
 //
 // The interval check is vthrottle's: the time since the previous observation of the same key
@@ -20,8 +21,9 @@
 namespace smtpgate::policy {
 
 using duration = std::chrono::milliseconds;
-/// Wall-clock milliseconds: shared state (Redis) must mean the same on every host.
-using time_point = std::chrono::time_point<std::chrono::system_clock, duration>;
+/// Wall-clock time in microseconds: shared state (Redis) must mean the same on every host,
+/// and GCRA's spacing (window/N) needs finer steps than the configured milliseconds.
+using time_point = std::chrono::time_point<std::chrono::system_clock, std::chrono::microseconds>;
 
 struct rate_decision {
     bool allowed = true;

@@ -134,7 +134,9 @@ class engine {
     phase current_phase() const { return phase_; }
     /// The engine takes another client line now (no command in flight that must be last in
     /// its pipelined group: DATA, AUTH, QUIT).
-    bool accepts_lines() const { return !closing_ && !barrier_ && phase_ != phase::data; }
+    bool accepts_lines() const {
+        return !closing_ && !close_queued_ && !barrier_ && phase_ != phase::data;
+    }
     /// Replies the backend still owes.
     bool awaiting_backend() const { return backend_owed_ > 0; }
     /// Send to_client() and close both sides.
@@ -159,6 +161,8 @@ class engine {
         std::string reply;   ///< the rendered local reply
         bool end_of_data = false;
         duration delay{0};  ///< for a local reply: its error delay
+        /// For a local reply that ends the session: the close reason.
+        std::string_view close_reason;
     };
 
     void forward(const smtp::command& cmd, std::string_view line);
@@ -172,6 +176,8 @@ class engine {
     /// Counts an error reply; returns the delay it earns (0 below the soft limit).
     duration count_error(std::string_view reason);
     void reset_transaction();
+    /// Ends the session with `r` once the replies still owed for earlier commands are out.
+    void queue_close(const smtp::named_reply& r, std::string_view reason);
     /// Classifies a RCPT reply and returns the bad-recipient throttle's delay for it.
     duration rcpt_delay(const smtp::reply& reply);
     void on_local_line(const smtp::line_event& line);
@@ -190,6 +196,8 @@ class engine {
     phase phase_ = phase::command;
     bool barrier_ = false;
     bool closing_ = false;
+    bool close_queued_ = false;
+    bool error_limit_hit_ = false;
     bool draining_ = false;
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;
