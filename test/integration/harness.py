@@ -16,7 +16,8 @@ on elapsed time. Everything a test starts is stopped by addCleanup, also when th
 from __future__ import annotations
 
 import asyncio
-import collections
+import ctypes
+import errno
 import json
 import logging
 import os
@@ -43,6 +44,8 @@ logging.getLogger("mail.log").setLevel(logging.ERROR)
 # Only guards against hangs; generous so a loaded 2-core CI machine never trips it.
 HANG_GUARD = 20.0
 POLL_INTERVAL = 0.01
+# How long smtpgate may take to exit after SIGTERM beyond its shutdown_grace.
+STOP_MARGIN = 15.0
 LOCALHOST = "127.0.0.1"
 
 
@@ -94,8 +97,9 @@ def wait_port(host: str, port: int, timeout: float = HANG_GUARD) -> None:
     wait_for(lambda: _accepts(host, port), timeout, f"{format_address(host, port)} to accept connections")
 
 
-def _listening_ports() -> set[int]:
-    ports = set()
+def _listening_sockets() -> dict[int, set[int]]:
+    """Listening TCP ports (IPv4 and IPv6) and the socket inodes listening on each."""
+    ports: dict[int, set[int]] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -103,24 +107,46 @@ def _listening_ports() -> set[int]:
                 for row in f:
                     cols = row.split()
                     if cols[3] == "0A":  # TCP_LISTEN
-                        ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+                        port = int(cols[1].rsplit(":", 1)[1], 16)
+                        ports.setdefault(port, set()).add(int(cols[9]))
         except FileNotFoundError:
             pass
     return ports
 
 
-def is_listening(port: int) -> bool:
-    """True when some socket listens on `port` (read from /proc, opens no connection)."""
-    return port in _listening_ports()
+def _socket_inodes(pid: int) -> set[int]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(int(target[8:-1]))
+    except OSError:
+        pass
+    return inodes
 
 
-def wait_listening(port: int, timeout: float = HANG_GUARD, what: str = "", alive: Callable[[], bool] | None = None):
-    """Waits for a listening socket on `port` without connecting to it (so no session is
-    created). `alive`, when given, is checked too, so a server that died fails fast."""
+def is_listening(port: int, pid: int | None = None) -> bool:
+    """True when a socket listens on `port` (owned by process `pid`, if given). Read from
+    /proc, so no connection is opened and no session created."""
+    inodes = _listening_sockets().get(port, set())
+    if pid is None:
+        return bool(inodes)
+    return bool(inodes & _socket_inodes(pid))
+
+
+def wait_listening(port: int, timeout: float = HANG_GUARD, what: str = "",
+                   proc: subprocess.Popen | None = None) -> None:
+    """Waits for a listening socket on `port` without connecting to it. With `proc`, the
+    socket must be that process's own, and a process that exits first fails at once."""
     def ready():
-        if alive is not None and not alive():
-            raise AssertionError(f"{what or 'server'} exited before it listened on port {port}")
-        return is_listening(port)
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what or 'server'} exited (status {proc.returncode}) "
+                                 f"before it listened on port {port}")
+        return is_listening(port, proc.pid if proc is not None else None)
     wait_for(ready, timeout, f"{what or 'a server'} to listen on port {port}")
 
 
@@ -179,8 +205,12 @@ class SmtpClient:
     """A byte-exact SMTP client on a plain socket. It sends what it is told and reads complete
     (multi-line) replies with a deadline; nothing is rewritten."""
 
-    def __init__(self, host: str, port: int, timeout: float = HANG_GUARD):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = HANG_GUARD,
+                 source: str | None = None):
+        # `source` binds a loopback address of our own (127.0.0.2, ...) so per-client limits
+        # can tell test clients apart.
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False
@@ -295,8 +325,9 @@ class SmtpClient:
         return bool(r)
 
     def wait_closed(self, timeout: float = HANG_GUARD) -> bytes:
-        """Waits for the server to close the connection; returns any bytes that came first.
-        Raises AssertionError when the connection is still open at the deadline."""
+        """Waits for the server to close the connection, then closes this end too (as a real
+        client does); returns any bytes that came first. Raises AssertionError when the
+        connection is still open at the deadline."""
         deadline = time.monotonic() + timeout
         try:
             while self._fill(deadline):
@@ -305,6 +336,7 @@ class SmtpClient:
             raise AssertionError(
                 f"connection still open after {timeout:g}s, want it closed "
                 f"(unread bytes {bytes(self.buf)!r})") from None
+        self.close()
         rest = bytes(self.buf)
         self.buf.clear()
         return rest
@@ -443,6 +475,7 @@ class RecordingBackend:
 
     def __init__(self, port: int | None = None, hostname: str = "backend.test",
                  reject_marker: bytes = b"X-Reject-Me"):
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.hostname = hostname
         self.reject_marker = reject_marker
@@ -452,14 +485,26 @@ class RecordingBackend:
         self._transactions: list[Transaction] = []
         self._open: set[int] = set()
         self._opened = 0
-        self._controller = _RecordingController(
-            self, hostname=LOCALHOST, port=self.port, server_hostname=hostname,
-            decode_data=False, data_size_limit=10 * 1024 * 1024 + 65536, ready_timeout=HANG_GUARD)
+        self._controller = self._make_controller()
         self._started = False
+
+    def _make_controller(self) -> _RecordingController:
+        return _RecordingController(
+            self, hostname=LOCALHOST, port=self.port, server_hostname=self.hostname,
+            decode_data=False, data_size_limit=10 * 1024 * 1024 + 65536, ready_timeout=HANG_GUARD)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "RecordingBackend":
-        self._controller.start()
+        for attempt in range(3):
+            try:
+                self._controller.start()
+                break
+            except OSError as e:
+                # Another test process may have taken the free port first (ctest -j).
+                if self._fixed_port or e.errno != errno.EADDRINUSE or attempt == 2:
+                    raise
+                self.port = free_port()
+                self._controller = self._make_controller()
         self._started = True
         self.clear()  # forget the controller's own readiness probe
         return self
@@ -569,6 +614,7 @@ EVERYTHING_EHLO = ["scripted.test", "PIPELINING", "XCLIENT NAME ADDR PROTO HELO"
 class ScriptedConnection:
     number: int
     raw: bytearray = field(default_factory=bytearray)      # every byte received
+    proxy_header: bytes = b""                               # a PROXY v1/v2 header, if one came first
     lines: list[bytes] = field(default_factory=list)       # command lines, CRLF stripped
     closed: threading.Event = field(default_factory=threading.Event)
 
@@ -749,8 +795,33 @@ class _ScriptedSession:
             if not self.recv():
                 return None
 
+    def take_proxy_header(self) -> bool:
+        """Consumes a PROXY v1 line or v2 header at the start of the connection (HAProxy's
+        spec), as a backend with `smtpd_upstream_proxy_protocol` would; False on EOF."""
+        v1, v2 = b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n"
+        while True:
+            head = bytes(self.buf[:16])
+            if head.startswith(v1):
+                nl = self.buf.find(b"\n")
+                if nl >= 0:
+                    self.conn.proxy_header = bytes(self.buf[: nl + 1])
+                    del self.buf[: nl + 1]
+                    return True
+            elif head.startswith(v2) and len(head) == 16:
+                end = 16 + int.from_bytes(head[14:16], "big")
+                if len(self.buf) >= end:
+                    self.conn.proxy_header = bytes(self.buf[:end])
+                    del self.buf[:end]
+                    return True
+            elif not (v1.startswith(head) or v2.startswith(head) or head.startswith(v2)):
+                return True  # plain SMTP
+            if not self.recv():
+                return False
+
     def run(self) -> None:
         self.sock.sendall(self.b.banner)
+        if not self.take_proxy_header():
+            return
         refused = self.b.banner.startswith(b"5")
         auth_steps = 0
         while True:
@@ -866,6 +937,7 @@ class SmtpSink:
     smtp-sink advertises XCLIENT and XFORWARD (which smtpgate must hide) and PIPELINING."""
 
     def __init__(self, port: int | None = None, extra_args: Iterable[str] = ()):
+        self._fixed_port = port is not None
         self.port = port or free_port()
         self.extra_args = list(extra_args)
         self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-sink-"))
@@ -878,19 +950,33 @@ class SmtpSink:
         os.chmod(self.dir, 0o755)
         os.chmod(self.dump_dir, 0o777)
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        cmd = [SMTP_SINK, *user, "-d", f"{self.dump_dir}/msg.", *self.extra_args,
-               f"{LOCALHOST}:{self.port}", "100"]
         self._out = open(self.dir / "smtp-sink.out", "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        wait_listening(self.port, what="smtp-sink", alive=lambda: self.proc.poll() is None)
+        for attempt in range(3):
+            cmd = [SMTP_SINK, *user, "-d", f"{self.dump_dir}/msg.", *self.extra_args,
+                   f"{LOCALHOST}:{self.port}", "100"]
+            self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
+                                         start_new_session=True, preexec_fn=die_with_parent)
+            try:
+                wait_listening(self.port, what="smtp-sink", proc=self.proc)
+                return self
+            except AssertionError:
+                # A lost race for the free port (ctest -j) makes smtp-sink exit at once.
+                if self._fixed_port or self.proc.poll() is None or attempt == 2:
+                    if self.proc.poll() is None:
+                        _stop_group(self.proc, signal.SIGKILL, HANG_GUARD)
+                    self.proc = None
+                    out = (self.dir / "smtp-sink.out").read_bytes().decode(errors="replace")
+                    raise AssertionError(f"smtp-sink did not start: {out}") from None
+                self.port = free_port()
         return self
 
     def stop(self) -> None:
         if self.proc is not None:
             _stop_group(self.proc, signal.SIGTERM, HANG_GUARD)
             self.proc = None
+        if getattr(self, "_out", None) is not None:
             self._out.close()
+            self._out = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
@@ -915,13 +1001,29 @@ class SmtpSink:
         return sum(1 for _ in self.dump_dir.iterdir())
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL if the test process dies (a ctest timeout, say), so
+    no server outlives the suite even though each runs in its own process group."""
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_tool(cmd: list[str], timeout: float = HANG_GUARD * 3, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a client program (swaks, smtp-source, curl) to completion, bounded by `timeout`."""
+    return subprocess.run(cmd, capture_output=True, timeout=timeout, preexec_fn=die_with_parent, **kwargs)
+
+
 def _stop_group(proc: subprocess.Popen, sig: int, timeout: float) -> Optional[int]:
-    """Signals the process group, waits up to `timeout`, then SIGKILLs it. Returns the exit
-    status when it exited on its own after `sig`, None when it had to be killed."""
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
+    """Signals the process group (unless `sig` is 0), waits up to `timeout`, then SIGKILLs it.
+    Returns the exit status when it exited on its own, None when it had to be killed."""
+    if sig:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
@@ -954,22 +1056,30 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)  # a JSON string is a valid TOML basic string for our values
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
     raise TypeError(f"no TOML form for {v!r}")
 
 
 def to_toml(config: dict) -> str:
+    """Tables from dicts; a list of dicts (`"rule": [{...}, ...]`) becomes [[rule]] entries."""
     out = []
     for section, values in config.items():
-        out.append(f"[{section}]")
-        out.extend(f"{k} = {_toml_value(v)}" for k, v in values.items())
-        out.append("")
+        entries = values if isinstance(values, list) else [values]
+        for entry in entries:
+            out.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
+            out.extend(f"{k} = {_toml_value(v)}" for k, v in entry.items())
+            out.append("")
     return "\n".join(out)
 
 
 def _merge(base: dict, overrides: dict) -> dict:
-    merged = {k: dict(v) for k, v in base.items()}
+    merged = {k: (list(v) if isinstance(v, list) else dict(v)) for k, v in base.items()}
     for section, values in overrides.items():
-        merged.setdefault(section, {}).update(values)
+        if isinstance(values, list):
+            merged[section] = list(values)
+        else:
+            merged.setdefault(section, {}).update(values)
     return merged
 
 
@@ -1016,21 +1126,33 @@ class Proxy:
         self.stdout_path = self.dir / "stdout.log"
         self.proc: Optional[subprocess.Popen] = None
         self.exit_status: Optional[int] = None
+        self.terminated = False  # SIGTERM already sent: stop() then only waits
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> "Proxy":
         binary = smtpgate_binary()
         if not os.access(binary, os.X_OK):
             raise AssertionError(f"smtpgate binary not found or not executable: {binary} (SMTPGATE_BIN)")
-        self.config_path.write_text(to_toml(self.config))
-        with open(self.log_path, "wb") as err, open(self.stdout_path, "wb") as out:
-            self.proc = subprocess.Popen([binary, "--config", str(self.config_path)],
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
-        try:
-            wait_listening(self.port, what="smtpgate", alive=lambda: self.proc.poll() is None)
-        except AssertionError as e:
-            raise AssertionError(f"{e}\nconfig:\n{self.config_path.read_text()}\nlog:\n{self.log_text()}") from None
+        for attempt in range(3):
+            self.config_path.write_text(to_toml(self.config))
+            with open(self.log_path, "wb") as err, open(self.stdout_path, "wb") as out:
+                self.proc = subprocess.Popen([binary, "--config", str(self.config_path)],
+                                             stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                             start_new_session=True, preexec_fn=die_with_parent)
+            try:
+                wait_listening(self.port, what="smtpgate", proc=self.proc)
+                return self
+            except AssertionError as e:
+                lost_race = self.proc.poll() is not None and "in use" in self.log_text().lower()
+                if not lost_race or attempt == 2:
+                    if self.proc.poll() is None:
+                        _stop_group(self.proc, signal.SIGKILL, HANG_GUARD)
+                    self.proc = None
+                    raise AssertionError(f"{e}\nconfig:\n{self.config_path.read_text()}\n"
+                                         f"log:\n{self.log_text()}") from None
+                # Another test process took the free port first (ctest -j): pick another.
+                self.port = free_port(self.host)
+                self.config["server"]["listen"] = [format_address(self.host, self.port)]
         return self
 
     @property
@@ -1042,6 +1164,7 @@ class Proxy:
 
     def terminate(self) -> None:
         """Sends SIGTERM (the drain signal) without waiting."""
+        self.terminated = True
         self.signal(signal.SIGTERM)
 
     def wait_exit(self, timeout: float = HANG_GUARD) -> int:
@@ -1054,14 +1177,17 @@ class Proxy:
         return self.exit_status
 
     def stop(self, timeout: float | None = None) -> int:
-        """SIGTERM, then a bounded wait (grace + 15 s); SIGKILL and fail if it does not exit."""
+        """SIGTERM, then a bounded wait (grace + STOP_MARGIN); SIGKILL and fail if it does not exit."""
         if self.proc is None:
             return 0
         if self.proc.poll() is not None:
             self.exit_status = self.proc.returncode
             return self.exit_status
         grace = _seconds(self.config["server"].get("shutdown_grace", "30s"))
-        status = _stop_group(self.proc, signal.SIGTERM, timeout or grace + 15)
+        # A second SIGTERM may legitimately mean "exit now"; a draining proxy is only awaited.
+        sig = 0 if self.terminated else signal.SIGTERM
+        self.terminated = True
+        status = _stop_group(self.proc, sig, timeout or grace + STOP_MARGIN)
         if status is None:
             raise AssertionError(f"smtpgate did not exit after SIGTERM; killed\nlog tail:\n{self.log_tail()}")
         self.exit_status = status

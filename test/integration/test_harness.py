@@ -4,10 +4,9 @@ If these fail, a proxy test's verdict means nothing. They also show that the vul
 backend used by test_smuggling really is vulnerable, so those tests can fail.
 """
 
-import subprocess
 import unittest
 
-from harness import (HANG_GUARD, SMTP_SOURCE, EVERYTHING_EHLO, IntegrationCase, ScriptedBackend,
+from harness import (SMTP_SOURCE, run_tool, EVERYTHING_EHLO, IntegrationCase, ScriptedBackend,
                      SmtpClient, has_bare_newline, parse_text_log_line, port_refuses, wire_body,
                      LOCALHOST)
 
@@ -113,9 +112,8 @@ class ScriptedBackendTest(IntegrationCase):
 class PostfixToolsTest(IntegrationCase):
     def test_smtp_source_to_smtp_sink(self):
         sink = self.smtp_sink()
-        run = subprocess.run([SMTP_SOURCE, "-s", "5", "-m", "50", "-d", "-f", "a@example.test",
-                              "-t", "b@example.test", sink.address],
-                             capture_output=True, timeout=HANG_GUARD * 3)
+        run = run_tool([SMTP_SOURCE, "-s", "5", "-m", "50", "-d", "-f", "a@example.test",
+                        "-t", "b@example.test", sink.address])
         self.assertEqual(run.returncode, 0, run.stderr)
         self.assertEqual(sink.message_count(), 50)
 

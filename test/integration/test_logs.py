@@ -26,7 +26,7 @@ class TextLogTest(IntegrationCase):
     def test_every_line_follows_the_text_grammar(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address)
-        client = self.run_one_message_session(gate)
+        self.run_one_message_session(gate)
         bad = self.connect(gate)
         bad.greet()
         bad.command("XCLIENT ADDR=192.0.2.1")
@@ -48,6 +48,7 @@ class TextLogTest(IntegrationCase):
         self.assertEqual(missing, [], f"keys missing from {disconnect}")
         not_numbers = [k for k in COUNTERS if not re.fullmatch(r"\d+", str(disconnect[k]))]
         self.assertEqual(not_numbers, [], f"counters that are not whole numbers in {disconnect}")
+        self.assertEqual(disconnect["reason"], "quit", f"reason in {disconnect}")
         self.assertEqual(int(disconnect["messages"]), 1, f"messages in {disconnect}")
         # EHLO, MAIL, RCPT, DATA, QUIT
         self.assertGreaterEqual(int(disconnect["commands"]), 5, f"commands in {disconnect}")
@@ -70,8 +71,9 @@ class TextLogTest(IntegrationCase):
         self.assertReply(client.command("XCLIENT ADDR=192.0.2.1"), "550")
         session = gate.session_of(client)
         reject = gate.wait_event("reject", session=session)
-        self.assertTrue(reject.get("reason"), f"reject event without a reason: {reject}")
-        self.assertEqual(str(reject.get("code")), "550", f"reject event {reject}")
+        self.assertEqual((reject.get("reason"), reject.get("code")), ("xclient", "550"),
+                         f"reject event {reject}")
+        self.assertEqual(reject.get("client"), client.local_address)
 
     def test_client_timeout_is_logged_with_its_phase(self):
         backend = self.recording_backend()
@@ -80,14 +82,33 @@ class TextLogTest(IntegrationCase):
         client.greet()
         self.assertReply(client.read_reply(), "421 4.4.2")
         timeout = gate.wait_event("timeout", session=gate.session_of(client))
-        self.assertTrue(timeout.get("phase"), f"timeout event without a phase: {timeout}")
+        self.assertEqual((timeout.get("phase"), timeout.get("code")), ("command", "421"), f"timeout event {timeout}")
+
+    def test_data_and_backend_timeouts_name_their_phase(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"timeouts": {"data": "1s"}})
+        client = self.connect(gate)
+        client.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            client.command(line)
+        client.send(b"half a bo")
+        self.assertReply(client.read_reply(), "421 4.4.2")
+        self.assertEqual(gate.wait_event("timeout", session=gate.session_of(client)).get("phase"), "data")
+
+        silent = self.scripted_backend(ScriptedBackend.silent_after_banner())
+        gate = self.proxy(silent.address, {"backend": {"reply_timeout": "1s"}})
+        client = self.connect(gate)
+        client.read_reply()
+        client.send_line("EHLO client.test")
+        self.assertReply(client.read_reply(), "421 4.4.2")
+        self.assertEqual(gate.wait_event("timeout", session=gate.session_of(client)).get("phase"), "backend_reply")
 
     def test_unreachable_backend_is_logged_as_backend_error(self):
         gate = self.proxy(f"127.0.0.1:{ScriptedBackend.refused_port()}")
         client = self.connect(gate)
         self.assertReply(client.read_reply(), "421 4.4.1")
         error = gate.wait_event("backend_error", session=gate.session_of(client))
-        self.assertTrue(error.get("reason"), f"backend_error event without a reason: {error}")
+        self.assertEqual((error.get("reason"), error.get("code")), ("connect", "421"), f"backend_error event {error}")
 
 
 class JsonLogTest(IntegrationCase):
@@ -134,6 +155,7 @@ class JsonLogTest(IntegrationCase):
         for e in by_event("disconnect"):
             for k in ("bytes_in", "bytes_out", "commands", "messages", "duration_ms"):
                 self.assertIsInstance(e.get(k), int, f"{k} in {e}")
+        self.assertEqual(entries[-1]["event"], "stopped", "the last line when the process exits")
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ refused locally and the session goes on; HTTP and other non-SMTP lines end the s
 521. In every case the backend never receives the line.
 """
 
-import subprocess
 import unittest
 
-from harness import HANG_GUARD, IntegrationCase
+from harness import HANG_GUARD, ConnectionClosed, IntegrationCase, run_tool
 
 # (line sent, reply prefix wanted, the session goes on afterwards)
 REFUSED = [
@@ -105,11 +104,56 @@ class LocalRefusalTest(IntegrationCase):
                 self.assertNotIn(line.encode(), self.backend.commands())
 
     def test_an_http_client_is_turned_away(self):
-        run = subprocess.run(["curl", "-sS", "--max-time", str(HANG_GUARD), "--http0.9",
-                              f"http://{self.gate.address}/"], capture_output=True, timeout=HANG_GUARD * 2)
+        run = run_tool(["curl", "-sS", "--max-time", str(HANG_GUARD), "--http0.9",
+                        f"http://{self.gate.address}/"])
         self.assertIn(b"521 5.7.0", run.stdout, f"curl got {run.stdout!r} (stderr {run.stderr!r})")
         self.backend.wait_idle()
         self.assertEqual(self.backend.saw_verb(b"GET"), [], "backend received the HTTP request")
+
+
+class ErrorLimitTest(IntegrationCase):
+    """limits.max_errors (docs/configuration.md): the error that reaches the limit gets
+    `421 4.7.0` and the close; every command before it still gets its own reply, in order."""
+
+    LIMITS = {"limits": {"soft_errors": 0, "max_errors": 5}}
+
+    def commands(self):
+        lines = []
+        for i in range(10):
+            lines += [f"NOOP {i}", f"FOO {i}"]
+        want = []
+        for i in range(4):
+            want += [f"250 2.0.0 scripted: NOOP {i}", "500 5.5.1"]
+        want += ["250 2.0.0 scripted: NOOP 4", "421 4.7.0"]
+        return lines, want
+
+    def test_the_error_reaching_max_errors_gets_421_4_7_0_and_the_close(self):
+        backend = self.scripted_backend()
+        gate = self.proxy(backend.address, self.LIMITS)
+        client = self.connect(gate)
+        client.greet()
+        lines, want = self.commands()
+        for line, prefix in zip(lines, want):
+            self.assertReply(client.command(line), prefix, f"reply to {line!r}")
+        self.assertClosed(client)
+
+    def test_pipelined_commands_before_the_limit_keep_their_replies(self):
+        backend = self.scripted_backend()
+        gate = self.proxy(backend.address, self.LIMITS)
+        client = self.connect(gate)
+        client.greet()
+        lines, want = self.commands()
+        client.send("".join(line + "\r\n" for line in lines))
+        got = []
+        try:
+            while len(got) < len(want):
+                got.append(client.read_reply().lines[0])
+        except ConnectionClosed:
+            got.append("<connection closed>")
+        pairs = list(zip(lines, got))
+        wrong = [(line, g, w) for (line, g), w in zip(pairs, want) if not g.startswith(w)]
+        self.assertEqual(wrong, [], f"(command, got, want) for each wrong reply; all replies: {got}")
+        self.assertClosed(client)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ class BannerAndEhloTest(IntegrationCase):
         proxy = self.proxy(sink.address)
         client = self.connect(proxy)
         _, got = client.greet()
-        want_texts = [t for t in want.texts if keyword(t) not in HIDDEN_EXTENSIONS]
+        # smtp-sink ends its reply with an empty "250 " line; an empty keyword is no extension
+        # (RFC 5321 4.1.1.1 ehlo-line), so the proxy may drop it.
+        want_texts = [t for t in want.texts if t and keyword(t) not in HIDDEN_EXTENSIONS]
         self.assertEqual(got.texts, want_texts, f"direct EHLO reply was {want}")
         self.assertNotEqual(want_texts, want.texts, "smtp-sink should advertise XCLIENT/XFORWARD")
 
@@ -155,9 +157,10 @@ class PipeliningTest(IntegrationCase):
         proxy = self.proxy(backend.address)
         client = self.connect(proxy)
         client.greet()
+        # 8 of them refused locally: below the error limits (limits.soft_errors, max_errors).
         lines, want = [], []
         for i in range(100):
-            if i % 5 == 4:
+            if i % 12 == 11:
                 lines.append(f"FOO {i}")
                 want.append("500 5.5.1")
             else:

@@ -13,16 +13,43 @@ class ShutdownTest(IntegrationCase):
     def stop_accepting(self, gate):
         """SIGTERM, then wait until the listener is gone (checked without connecting)."""
         gate.terminate()
-        wait_for(lambda: not is_listening(gate.port), what="smtpgate to stop listening after SIGTERM")
+        wait_for(lambda: not is_listening(gate.port, gate.proc.pid), what="smtpgate to stop listening after SIGTERM")
+
+    def start_message(self, gate):
+        """A client in the middle of DATA: the first 200 bytes of the body are sent."""
+        client = self.connect(gate)
+        client.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            client.command(line)
+        body = b"Subject: in flight\r\n\r\n" + b"line\r\n" * 100
+        wire = wire_body(body)
+        client.send(wire[:200])
+        return client, body, wire[200:]
 
     def test_new_connections_are_refused_after_sigterm(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address, {"server": {"shutdown_grace": "30s"}})
-        idle = self.connect(gate)  # keeps the process draining
-        idle.greet()
+        client, _, rest = self.start_message(gate)  # keeps the process draining
         self.stop_accepting(gate)
         self.assertTrue(port_refuses(gate.host, gate.port), "a new connection was accepted after SIGTERM")
-        self.assertTrue(gate.running, "smtpgate should still drain the open session")
+        self.assertTrue(gate.running, "smtpgate should still drain the message in flight")
+        client.send(rest)
+        self.assertReply(client.read_reply(), "250")
+
+    def test_idle_session_is_closed_at_once_while_a_message_in_flight_completes(self):
+        # Between transactions a session has nothing to lose: at SIGTERM it gets 421 4.3.2 at
+        # once (its client retries, maybe at another MX) and does not hold the drain up. A
+        # message in flight in another session finishes meanwhile.
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "30s"}})
+        idle = self.connect(gate)
+        idle.greet()
+        sender, _, rest = self.start_message(gate)
+        self.stop_accepting(gate)
+        self.assertReply(idle.read_reply(), "421 4.3.2", "idle session at SIGTERM")
+        self.assertClosed(idle)
+        sender.send(rest)
+        self.assertReply(sender.read_reply(), "250 2.0.0 Ok: queued as RB00001")
 
     def test_idle_session_gets_421_4_3_2_at_its_next_command_and_the_proxy_exits_0(self):
         backend = self.recording_backend()
@@ -34,7 +61,7 @@ class ShutdownTest(IntegrationCase):
         self.assertClosed(client)
         self.assertEqual(gate.wait_exit(), 0, "exit status")
 
-    def test_idle_session_gets_421_4_3_2_when_the_grace_ends(self):
+    def test_idle_session_that_sends_nothing_gets_421_4_3_2_within_the_grace(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address, {"server": {"shutdown_grace": "1s"}})
         client = self.connect(gate)
@@ -47,15 +74,9 @@ class ShutdownTest(IntegrationCase):
     def test_message_in_flight_completes_before_exit(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address, {"server": {"shutdown_grace": "15s"}})
-        client = self.connect(gate)
-        client.greet()
-        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
-            client.command(line)
-        body = b"Subject: in flight\r\n\r\n" + b"line\r\n" * 100
-        wire = wire_body(body)
-        client.send(wire[:200])
+        client, body, rest = self.start_message(gate)
         self.stop_accepting(gate)
-        client.send(wire[200:])
+        client.send(rest)
         self.assertEqual(client.read_reply().lines, ["250 2.0.0 Ok: queued as RB00001"],
                          "the backend's verdict on the message in flight")
         # After the message the session ends: QUIT is relayed (221) or answered 421 4.3.2.

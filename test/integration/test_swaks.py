@@ -2,20 +2,18 @@
 to a recording aiosmtpd backend and to Postfix's smtp-sink.
 """
 
-import subprocess
 import unittest
 
-from harness import HANG_GUARD, IntegrationCase
+from harness import HANG_GUARD, IntegrationCase, run_tool
 
 BODY = "Hello from swaks through smtpgate."
 
 
-def swaks(address: str, *extra: str) -> subprocess.CompletedProcess:
+def swaks(address: str, *extra: str):
     host, port = address.rsplit(":", 1)
-    return subprocess.run(["swaks", "--server", host, "--port", port, "--helo", "client.test",
-                           "--from", "c@d.test", "--to", "a@b.test", "--body", BODY,
-                           "--timeout", str(int(HANG_GUARD)), *extra],
-                          capture_output=True, text=True, timeout=HANG_GUARD * 2)
+    return run_tool(["swaks", "--server", host, "--port", port, "--helo", "client.test",
+                     "--from", "c@d.test", "--to", "a@b.test", "--body", BODY,
+                     "--timeout", str(int(HANG_GUARD)), *extra], text=True)
 
 
 class SwaksTest(IntegrationCase):

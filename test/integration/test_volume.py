@@ -7,10 +7,9 @@ several sessions (smtplib) and concurrently over 20 sessions (Postfix's smtp-sou
 import hashlib
 import re
 import smtplib
-import subprocess
 import unittest
 
-from harness import HANG_GUARD, SMTP_SOURCE, IntegrationCase
+from harness import HANG_GUARD, SMTP_SOURCE, IntegrationCase, run_tool
 
 MESSAGES = 1000
 
@@ -38,9 +37,9 @@ class VolumeTest(IntegrationCase):
         self.assertEqual(wrong, [], "messages that arrived altered or out of order")
 
     def smtp_source(self, address: str, messages: int, sessions: int) -> None:
-        run = subprocess.run([SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-d", "-l", "2000",
-                              "-f", "sender@example.test", "-t", "rcpt@example.test", address],
-                             capture_output=True, timeout=HANG_GUARD * 6)
+        run = run_tool([SMTP_SOURCE, "-s", str(sessions), "-m", str(messages), "-d", "-l", "2000",
+                        "-f", "sender@example.test", "-t", "rcpt@example.test", address],
+                       timeout=HANG_GUARD * 6)
         self.assertEqual(run.returncode, 0, f"smtp-source to {address}: {run.stderr.decode(errors='replace')}")
 
     def test_a_thousand_messages_from_smtp_source_in_20_sessions_reach_smtp_sink(self):
