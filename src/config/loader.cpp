@@ -372,6 +372,19 @@ constexpr std::array key_table{
                      }
                  });
              }},
+    key_spec{"limits", "bad_recipient_rate",
+             [](const field& f, settings& s) {
+                 f.inline_table({"throttle", "limit", "block_for"}, [&](std::string_view name,
+                                                                        const field& v) {
+                     if (name == "throttle") {
+                         s.limits.bad_recipient_throttle_rate = v.rate_or_off();
+                     } else if (name == "limit") {
+                         s.limits.bad_recipient_limit = v.rate_or_off();
+                     } else {
+                         s.limits.bad_recipient_block_for = v.duration_in(1s, 7 * 24h);
+                     }
+                 });
+             }},
     key_spec{"limits", "soft_errors",
              [](const field& f, settings& s) {
                  s.limits.soft_errors = static_cast<std::uint32_t>(f.integer_in(0, 10'000));
@@ -417,6 +430,8 @@ constexpr std::array key_table{
     key_spec{"modes", "bad_recipient_throttle",
              [](const field& f, settings& s) { s.modes.bad_recipient_throttle = f.mode(); }},
     key_spec{"modes", "errors", [](const field& f, settings& s) { s.modes.errors = f.mode(); }},
+    key_spec{"modes", "bad_recipient_rate",
+             [](const field& f, settings& s) { s.modes.bad_recipient_rate = f.mode(); }},
 
     key_spec{"state", "store",
              [](const field& f, settings&) {

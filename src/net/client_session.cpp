@@ -498,6 +498,9 @@ asio::awaitable<void> client_session::relay_loop() {
         co_await flush_client();
         if (client_gone_) co_return;
         co_await read_backend_reply(false);
+        // Decisions on the replies just read (bad recipients) take effect before anything
+        // more goes to the client.
+        log_events();
         awaiting_final_reply_ = false;
         co_return;
     }
@@ -611,7 +614,36 @@ asio::awaitable<void> client_session::goodbye() {
     client_.close(ignored);
 }
 
+void client_session::apply_bad_recipient() {
+    const auto v = owner_.admission().record_bad_recipient(admission_, wall_now());
+    if (v.outcome == policy::bad_recipient_outcome::none) return;
+    const bool block = v.outcome == policy::bad_recipient_outcome::block;
+    if (!block && throttle_logged_) return;  // the throttle is logged once per session
+    ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", block ? "bad_recipient_rate" : "bad_recipient_throttle_rate")
+        .kv("code", block ? smtp::replies::penalty_box.code : 0)
+        .kv("observed", v.observed)
+        .kv("limit", v.limit)
+        .kv("key", admission_.key_text)
+        .kv("action", block ? "block" : "throttle");
+    if (v.would_block) return;
+    if (block) {
+        engine_.close_now(smtp::replies::penalty_box, "penalty");
+    } else {
+        throttle_logged_ = true;
+        engine_.throttle_recipients();
+    }
+}
+
 void client_session::log_events() {
+    // Events that need the shared limiter state first (the engine itself has none).
+    const std::size_t bad = static_cast<std::size_t>(
+        std::count_if(engine_.events().begin(), engine_.events().end(),
+                      [](const session::event& e) { return e.name == "bad_recipient"; }));
+    for (std::size_t i = 0; i < bad && !engine_.closing(); ++i)
+        apply_bad_recipient();
     for (const auto& e : engine_.events()) {
         const bool routine = e.name == "reject" || e.name == "bad_recipient";
         auto line = ops::log(routine ? ops::level::info : ops::level::warning, e.name);

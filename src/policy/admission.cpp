@@ -12,6 +12,9 @@ namespace {
 // Key prefixes of the per-check cells in the limiter store.
 constexpr char rate_cell = 'r';
 constexpr char interval_cell = 'h';
+constexpr char bad_throttle_cell = 't';
+constexpr char bad_limit_cell = 'b';
+constexpr char penalty_cell = 'p';
 
 // RFC 5321 4.5.3.2.1: the client's greeting timeout is 5 minutes.
 constexpr duration max_greet_pause = std::chrono::seconds(300);
@@ -48,6 +51,7 @@ verdict admission::refuse(const smtp::named_reply& terminate_reply, std::string_
 admission_result admission::admit(const client_address& client, time_point now) {
     admission_result result;
     const std::string key = client_key(client, prefixes_);
+    result.key = key;
     result.key_text = client_key_text(client, prefixes_);
     result.rule = rules_.find(client);
     const config::rule* r = result.rule;
@@ -67,6 +71,19 @@ admission_result admission::admit(const client_address& client, time_point now) 
         v.reply = &replies::access_denied;
         v.reason = "access";
         if (!settle(v, modes_.access)) return result;
+    }
+
+    // The penalty box: a network caught with too many unknown recipients stays out until its
+    // block ends, whatever else it would pass (only an allow rule lets it in).
+    if (!allowed && modes_.bad_recipient_rate != mode::off) {
+        const state::cell* penalty = store_.peek(std::string(1, penalty_cell) + key);
+        if (penalty != nullptr && penalty->stamp > now) {
+            verdict v = refuse(replies::penalty_box, "penalty",
+                               std::chrono::ceil<duration>(penalty->stamp - now).count(),
+                               limits_.bad_recipient_block_for.count());
+            v.in_ms = true;
+            if (!settle(v, modes_.bad_recipient_rate)) return result;
+        }
     }
 
     if (modes_.greet_pause != mode::off) {
@@ -131,6 +148,40 @@ admission_result admission::admit(const client_address& client, time_point now) 
 
     if (interval_refusal && !settle(*interval_refusal, modes_.host_interval)) return result;
     return result;
+}
+
+bad_recipient_verdict admission::record_bad_recipient(const admission_result& client,
+                                                      time_point now) {
+    bad_recipient_verdict v;
+    if (modes_.bad_recipient_rate == mode::off || client.key.empty()) return v;
+    if (client.rule != nullptr && client.rule->action == config::rule_action::allow) return v;
+    const bool observe = modes_.bad_recipient_rate == mode::observe;
+    // Both levels count every unknown recipient; the higher one decides first.
+    bad_recipient_verdict throttle;
+    if (!limits_.bad_recipient_throttle_rate.off()) {
+        auto& cell = store_.at(std::string(1, bad_throttle_cell) + client.key, now);
+        const auto d = gcra_consume(cell.stamp, limits_.bad_recipient_throttle_rate, now);
+        cell.idle_at = std::max(cell.idle_at, d.idle_at);
+        if (!d.allowed) {
+            throttle = {bad_recipient_outcome::throttle, d.observed,
+                        limits_.bad_recipient_throttle_rate.count, observe};
+        }
+    }
+    if (!limits_.bad_recipient_limit.off()) {
+        auto& cell = store_.at(std::string(1, bad_limit_cell) + client.key, now);
+        const auto d = gcra_consume(cell.stamp, limits_.bad_recipient_limit, now);
+        cell.idle_at = std::max(cell.idle_at, d.idle_at);
+        if (!d.allowed) {
+            if (!observe) {
+                auto& penalty = store_.at(std::string(1, penalty_cell) + client.key, now);
+                penalty.stamp = now + limits_.bad_recipient_block_for;
+                penalty.idle_at = penalty.stamp;
+            }
+            return {bad_recipient_outcome::block, d.observed, limits_.bad_recipient_limit.count,
+                    observe};
+        }
+    }
+    return throttle;
 }
 
 void admission::release(admission_result& result) {

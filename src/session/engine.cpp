@@ -303,8 +303,9 @@ duration engine::rcpt_delay(const smtp::reply& reply) {
     const bool bad = is_unknown_recipient(reply);
     // The throttle starts once `after` bad recipients were seen in this transaction: the
     // reply to every later RCPT waits (sendmail sleeps after each RCPT once flagged).
-    const bool throttled = settings_.bad_recipient_after != 0
-                           && bad_recipients_ >= settings_.bad_recipient_after
+    const bool throttled = (throttle_all_recipients_
+                            || (settings_.bad_recipient_after != 0
+                                && bad_recipients_ >= settings_.bad_recipient_after))
                            && settings_.bad_recipient_mode != config::check_mode::off;
     if (bad) {
         ++bad_recipients_;

@@ -631,7 +631,10 @@ class ScriptedBackend:
     def __init__(self, *, banner: bytes = b"220 scripted.test ESMTP scripted\r\n",
                  ehlo: list[str] = ORDINARY_EHLO, answers: bool = True,
                  close_in_data: bool = False, lenient_end_of_data: bool = False,
-                 port: int | None = None):
+                 port: int | None = None, unknown_users: str | None = None):
+        # Recipients whose local part starts with `unknown_users` get an MTA's unknown-user
+        # rejection (550 5.1.1), as Postfix answers for a missing mailbox.
+        self.unknown_users = unknown_users
         self.banner = banner
         self.ehlo = ehlo
         self.answers = answers
@@ -851,7 +854,11 @@ class _ScriptedSession:
                 self.mail_from, self.rcpts = text[10:].strip("<>"), []
                 self.reply(f"250 2.1.0 {tag}\r\n")
             elif verb == "RCPT":
-                self.rcpts.append(text[8:].strip("<>"))
+                address = text[8:].strip("<>")
+                if self.b.unknown_users and address.startswith(self.b.unknown_users):
+                    self.reply(f"550 5.1.1 <{address}>: Recipient address rejected: User unknown {tag}\r\n")
+                    continue
+                self.rcpts.append(address)
                 self.reply(f"250 2.1.5 {tag}\r\n")
             elif verb == "DATA":
                 if not self.rcpts:

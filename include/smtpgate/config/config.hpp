@@ -131,6 +131,14 @@ struct limits_settings {
     std::uint32_t max_errors = 20;
     /// Bound on all throttle delays of one session; past it, 421 4.7.0 and close.
     duration max_delay = 60s;
+    /// Unknown users per client network across sessions (the Exim recipe: 100 per hour is a
+    /// spambot). Over `bad_recipient_throttle_rate` every RCPT reply of the client is
+    /// delayed; over `bad_recipient_limit` the client goes into the penalty box for
+    /// `bad_recipient_block_for`: its session is closed with 421 and new connections are
+    /// refused at admission. Both off by default.
+    rate bad_recipient_throttle_rate{};
+    rate bad_recipient_limit{};
+    duration bad_recipient_block_for = 1h;
 };
 
 struct greet_pause_settings {
@@ -157,6 +165,7 @@ struct mode_settings {
     check_mode recipients_per_message = check_mode::enforce;
     check_mode bad_recipient_throttle = check_mode::enforce;
     check_mode errors = check_mode::enforce;
+    check_mode bad_recipient_rate = check_mode::enforce;
 };
 
 struct state_settings {

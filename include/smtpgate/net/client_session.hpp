@@ -92,6 +92,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     steady_clock::time_point capped(steady_clock::duration phase) const;
     void on_io_failure(const io_result& r, session::deadline phase, bool backend_side);
     void log_events();
+    void apply_bad_recipient();
 
     server& owner_;
     std::shared_ptr<const config::settings> settings_;
@@ -104,6 +105,7 @@ class client_session : public std::enable_shared_from_this<client_session> {
     bool watchdog_armed_ = false;
     bool timed_out_ = false;
     bool finished_ = false;
+    bool throttle_logged_ = false;
     smtp::input_buffer client_in_;
     smtp::input_buffer backend_in_;
     smtp::line_reader client_lines_;

@@ -10,6 +10,7 @@
 // Pure decisions over the limiter store; `now` comes from the caller. Not thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -31,10 +32,22 @@ struct admission_result {
     duration greet_pause{0};
     /// The client network, readable ("192.0.2.1", "2001:db8:1:2::/64"), for logs.
     std::string key_text;
+    /// The counting key of the client network (compact bytes), for later checks.
+    std::string key;
     /// Set while this client holds a concurrency slot; pass the result to release().
     std::string held_key;
     /// The [[rule]] that matched, if any.
     const config::rule* rule = nullptr;
+};
+
+/// What one more unknown recipient means for the client network.
+enum class bad_recipient_outcome { none, throttle, block };
+
+struct bad_recipient_verdict {
+    bad_recipient_outcome outcome = bad_recipient_outcome::none;
+    std::int64_t observed = 0;  ///< unknown recipients in the current burst, this one included
+    std::int64_t limit = 0;
+    bool would_block = false;  ///< observe mode: log only
 };
 
 class admission {
@@ -46,6 +59,9 @@ class admission {
     /// The verdict for a new connection. Whatever it says, the caller calls release() when the
     /// connection closes: a refused client holds its slot until it is gone.
     admission_result admit(const client_address& client, time_point now);
+    /// Counts an unknown recipient against the client network (the session engine found one).
+    /// Over the block level the network goes into the penalty box (enforce mode).
+    bad_recipient_verdict record_bad_recipient(const admission_result& client, time_point now);
     /// The connection closed: gives back its concurrency slot.
     void release(admission_result& result);
 

@@ -116,6 +116,9 @@ class engine {
     /// Used for sendmail-style tempfail (451 to transactions) and nullserver (554 to all).
     void answer_locally(const smtp::named_reply* greeting, const smtp::named_reply& refusal,
                         bool polite);
+    /// The client network is over its bad-recipient throttle rate: from now on every RCPT
+    /// reply of this session waits `bad_recipient_delay`.
+    void throttle_recipients() { throttle_all_recipients_ = true; }
     /// Ends the session with `r` (a refusal the driver has already logged in detail).
     void close_now(const smtp::named_reply& r, std::string_view reason);
     bool answering_locally() const { return local_refusal_ != nullptr; }
@@ -198,6 +201,7 @@ class engine {
     bool closing_ = false;
     bool close_queued_ = false;
     bool error_limit_hit_ = false;
+    bool throttle_all_recipients_ = false;
     bool draining_ = false;
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;

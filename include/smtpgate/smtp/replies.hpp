@@ -49,6 +49,10 @@ inline constexpr named_reply connection_rate_exceeded{
 /// Host interval throttle (vthrottle: the client connects again too soon).
 inline constexpr named_reply connecting_too_often{
     421, "4.7.0 %h Connecting too often, try again later", true};
+/// The client network is in the penalty box for too many unknown recipients (the Exim
+/// bad-recipient rate recipe); the session is closed and new ones refused until it expires.
+inline constexpr named_reply penalty_box{
+    421, "4.7.0 %h Too many unknown recipients from your network, try again later", true};
 /// `on_exceed = "tempfail"`: every transaction command after the proxy's own banner gets this
 /// (sendmail without `terminate`); a retrying MTA queues, a bot gives up.
 inline constexpr named_reply tempfail_command{
