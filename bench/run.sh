@@ -20,6 +20,8 @@ WORKLOADS=${BENCH_WORKLOADS:-"sessions mb"}
 FRONTENDS=${BENCH_FRONTENDS:-"direct smtpgate nginx"}
 NGINX_AUTH=${BENCH_NGINX_AUTH:-inline}      # inline | separate
 KEEP=${BENCH_KEEP:-0}
+GATE_LIMITS=${BENCH_SMTPGATE_LIMITS:-default}  # default: limits as shipped; off: [limits] concurrent_per_client = 0
+SHUTDOWN_WAIT=${BENCH_SHUTDOWN_WAIT:-10}   # seconds smtpgate gets to exit after SIGTERM
 ROUND_TIMEOUT=${BENCH_ROUND_TIMEOUT:-120}
 RESULTS=${BENCH_RESULTS:-$BENCH_DIR/results}
 MAIL_MODULE=${NGINX_MAIL_MODULE:-/usr/lib/nginx/modules/ngx_mail_module.so}
@@ -27,7 +29,7 @@ MAIL_MODULE=${NGINX_MAIL_MODULE:-/usr/lib/nginx/modules/ngx_mail_module.so}
 die() { echo "bench: error: $*" >&2; exit 2; }
 note() { echo "bench: $*" >&2; }
 
-for v in ROUNDS SESS_COUNT SESS_PAR SESS_LEN MB_COUNT MB_PAR MB_LEN ROUND_TIMEOUT; do
+for v in ROUNDS SESS_COUNT SESS_PAR SESS_LEN MB_COUNT MB_PAR MB_LEN ROUND_TIMEOUT SHUTDOWN_WAIT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 for w in $WORKLOADS; do [[ $w == sessions || $w == mb ]] || die "unknown workload '$w' (sessions, mb)"; done
@@ -80,7 +82,10 @@ stop_pid() {
     kill -0 "$pid" 2>/dev/null || return 0
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    if kill -0 "$pid" 2>/dev/null; then
+        note "pid $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-60)) still running 5 s after SIGTERM: SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
 }
 # nginx workers are not our children: stop them only if they still look like nginx
@@ -144,6 +149,17 @@ address = "127.0.0.1:$SINK_PORT"
 [log]
 level = "warning"
 EOF
+    # All bench traffic comes from 127.0.0.1, so the per-client limit (default 20 open
+    # connections per client network) would refuse the load itself: switch it off unless
+    # BENCH_SMTPGATE_LIMITS=default.
+    if [[ $GATE_LIMITS != default ]]; then
+        cp "$TMP/smtpgate.toml" "$TMP/smtpgate-base.toml"
+        printf '[limits]\nconcurrent_per_client = 0\n' >>"$TMP/smtpgate.toml"
+        if ! "$SMTPGATE" --config "$TMP/smtpgate.toml" --check-config >"$TMP/check-config.out" 2>&1; then
+            note "smtpgate rejects [limits] concurrent_per_client = 0 ($(head -1 "$TMP/check-config.out")); using the base config"
+            cp "$TMP/smtpgate-base.toml" "$TMP/smtpgate.toml"
+        fi
+    fi
     "$SMTPGATE" --config "$TMP/smtpgate.toml" >"$TMP/smtpgate.log" 2>&1 &
     GATE_PID=$!; PIDS+=("$GATE_PID")
     LOGS_JSON+=("\"smtpgate\":\"$TMP/smtpgate.log\"")
@@ -295,6 +311,7 @@ cat >"$TMP/spec.json" <<EOF
  "logs": {$(join "${LOGS_JSON[@]+"${LOGS_JSON[@]}"}")},
  "skipped": [$(join "${SKIP_JSON[@]+"${SKIP_JSON[@]}"}")],
  "meta": {$(join "${META[@]}")},
+ "term_check": {$( [[ -n ${GATE_PID:-} ]] && echo "\"name\":\"smtpgate\",\"pid\":$GATE_PID,\"port\":$GATE_PORT,\"wait\":$SHUTDOWN_WAIT" )},
  "out_md": "$RESULTS/latest.md",
  "out_json": "$RESULTS/latest.json"
 }

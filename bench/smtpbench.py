@@ -362,6 +362,25 @@ def problems(spec, records, meta):
     return out
 
 
+def term_check(tc):
+    """SIGTERM the front end after the last round; with no sessions open it should exit."""
+    if not tc:
+        return None
+    pid, wait = tc["pid"], tc["wait"]
+    if cpu_ticks(pid) is None:
+        return {"ok": False, "msg": "%s (pid %d) was not running at the end" % (tc["name"], pid)}
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGTERM)
+    while time.monotonic() - t0 < wait:
+        if cpu_ticks(pid) is None:  # gone or zombie: exited
+            return {"ok": True, "msg": "%s exited %.0f ms after SIGTERM" % (tc["name"], (time.monotonic() - t0) * 1e3)}
+        time.sleep(0.05)
+    listening = wait_smtp(tc["port"], 0.5)[0]
+    os.kill(pid, signal.SIGKILL)
+    return {"ok": False, "msg": "%s (pid %d) did NOT exit within %d s of SIGTERM with no sessions open "
+            "(listener %s); killed with SIGKILL" % (tc["name"], pid, wait, "still accepting" if listening else "closed")}
+
+
 def run(specfile):
     signal.signal(signal.SIGTERM, _on_term)
     with open(specfile) as f:
@@ -388,18 +407,26 @@ def run(specfile):
                 records.append(rec)
                 unit = 1.0 if wl == "sessions" else w["length"] / 1e6
                 ok = rec["rc"] == 0 and rec["delivered"] == rec["count"]
-                parts.append("%s=%s%s" % (fe["name"], fmt_num(rec["count"] * unit / rec["wall_s"], 1 if wl == "mb" else 0),
-                                          "" if ok else "(FAILED rc=%s delivered=%s)" % (rec["rc"], rec["delivered"])))
+                if ok:
+                    parts.append("%s=%s" % (fe["name"], fmt_num(rec["count"] * unit / rec["wall_s"], 1 if wl == "mb" else 0)))
+                else:
+                    parts.append("%s=FAILED(rc=%s delivered=%s/%d)" % (fe["name"], rec["rc"], rec["delivered"], rec["count"]))
             print("   round %d/%d %s: %s" % (rnd + 1, spec["rounds"], WORKLOADS[wl][1], "  ".join(parts)), flush=True)
     elapsed = time.time() - started
     summary = summarise(spec, records)
     meta = spec.get("meta", {})
     table = render(spec, summary, records, meta)
+    # Liveness is judged before the shutdown check, which ends the front end on purpose.
     probs = problems(spec, records, meta)
+    term = term_check(spec.get("term_check") or {})
+    if term and not term["ok"]:
+        probs.append(term["msg"])
 
     print()
     print(table)
     print()
+    if term:
+        print("Shutdown: " + term["msg"])
     if probs:
         print("Problems:")
         for p in probs:
@@ -414,7 +441,10 @@ def run(specfile):
     md.append("- rounds: %d per workload (order rotated each round), measuring time %.0f s"
               % (spec["rounds"], elapsed))
     md.append("- load average at end: %s" % open("/proc/loadavg").read().strip())
-    md += ["", table, "", "## Problems", ""]
+    md += ["", table, ""]
+    if term:
+        md += ["Shutdown: " + term["msg"], ""]
+    md += ["## Problems", ""]
     md += (["- " + p if not p.startswith("    ") else p for p in probs] if probs else ["none"])
     md += ["", "## Raw rounds", "", "| workload | round | front end | msgs | delivered | seconds | rate | rc | fe ticks | sink ticks |",
            "|---|---:|---|---:|---:|---:|---:|---|---:|---:|"]
@@ -430,7 +460,7 @@ def run(specfile):
     with open(spec["out_json"], "w") as f:
         json.dump({"spec": spec, "summary": summary, "records": records, "problems": probs}, f, indent=1)
     print("\nwrote %s and %s" % (spec["out_md"], spec["out_json"]))
-    bad = any(r["rc"] != 0 or r["delivered"] != r["count"] for r in records) or any(
+    bad = (term and not term["ok"]) or any(r["rc"] != 0 or r["delivered"] != r["count"] for r in records) or any(
         "no longer running" in p for p in probs)
     return 1 if bad else 0
 
