@@ -634,8 +634,9 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
         bool has_match = false;
         for (const auto& [key, value] : table) {
             const std::string path = prefix + "." + printable(key.str());
-            const auto* spec = std::find_if(rule_key_table.begin(), rule_key_table.end(),
-                                            [&](const auto& k) { return k.name == key.str(); });
+            const auto* spec =
+                std::find_if(rule_key_table.begin(), rule_key_table.end(),
+                             [name = key.str()](const auto& k) { return k.name == name; });
             if (spec == rule_key_table.end()) {
                 std::vector<std::string_view> names;
                 for (const auto& k : rule_key_table)

@@ -102,12 +102,12 @@ client_session::client_session(server& owner, tcp::socket client,
       client_(std::move(client)),
       backend_(client_.get_executor()),
       watchdog_(client_.get_executor()),
+      delay_timer_(client_.get_executor()),
       client_in_(std::max(client_buffer_size, settings_->smtp.max_line_length + 2)),
       backend_in_(backend_buffer_size),
       client_lines_(settings_->smtp.max_line_length),
       backend_lines_(backend_line_limit),
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
-      delay_timer_(client_.get_executor()),
       engine_(session::engine_settings_from(*settings_, owner.hostname())) {
     registry_entry_ = owner_.attach(this);
 }
@@ -415,7 +415,7 @@ asio::awaitable<void> client_session::flush_client() {
     auto& delayed = engine_.delayed();
     while (!delayed.empty() && !client_gone_) {
         delay_timer_.expires_after(delayed.front().delay);
-        auto [ec] = co_await delay_timer_.async_wait(use_tuple);
+        co_await delay_timer_.async_wait(use_tuple);  // cancelled only by stop(), checked next
         if (interrupt_ == interrupt::stop) {
             delayed.clear();
             engine_.on_shutdown();

@@ -75,7 +75,7 @@ bool split_path(std::string_view rest, command& cmd) {
     if (rest.empty()) return false;
     if (rest.front() != '<') {
         // Postfix and sendmail accept a bare address; so does the proxy, and the backend judges.
-        const auto space = rest.find(' ');
+        const auto space = rest.find_first_of(" \t");
         cmd.path = rest.substr(0, space);
         cmd.params =
             space == std::string_view::npos ? std::string_view{} : trim_left(rest.substr(space));
