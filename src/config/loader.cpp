@@ -385,6 +385,14 @@ constexpr std::array key_table{
                      }
                  });
              }},
+    key_spec{"limits", "message_rate",
+             [](const field& f, settings& s) { s.limits.message_rate = f.rate_or_off(); }},
+    key_spec{"limits", "recipient_rate",
+             [](const field& f, settings& s) { s.limits.recipient_rate = f.rate_or_off(); }},
+    key_spec{"limits", "sender_message_rate",
+             [](const field& f, settings& s) { s.limits.sender_message_rate = f.rate_or_off(); }},
+    key_spec{"limits", "sender_recipient_rate",
+             [](const field& f, settings& s) { s.limits.sender_recipient_rate = f.rate_or_off(); }},
     key_spec{"limits", "soft_errors",
              [](const field& f, settings& s) {
                  s.limits.soft_errors = static_cast<std::uint32_t>(f.integer_in(0, 10'000));
@@ -413,6 +421,10 @@ constexpr std::array key_table{
 
     key_spec{"interval", "host",
              [](const field& f, settings& s) { s.interval.host = f.duration_in(0s, 24h); }},
+    key_spec{"interval", "helo",
+             [](const field& f, settings& s) { s.interval.helo = f.duration_in(0s, 24h); }},
+    key_spec{"interval", "sender",
+             [](const field& f, settings& s) { s.interval.sender = f.duration_in(0s, 24h); }},
 
     key_spec{"modes", "max_connections",
              [](const field& f, settings& s) { s.modes.max_connections = f.mode(); }},
@@ -432,6 +444,14 @@ constexpr std::array key_table{
     key_spec{"modes", "errors", [](const field& f, settings& s) { s.modes.errors = f.mode(); }},
     key_spec{"modes", "bad_recipient_rate",
              [](const field& f, settings& s) { s.modes.bad_recipient_rate = f.mode(); }},
+    key_spec{"modes", "helo_interval",
+             [](const field& f, settings& s) { s.modes.helo_interval = f.mode(); }},
+    key_spec{"modes", "sender_interval",
+             [](const field& f, settings& s) { s.modes.sender_interval = f.mode(); }},
+    key_spec{"modes", "message_rate",
+             [](const field& f, settings& s) { s.modes.message_rate = f.mode(); }},
+    key_spec{"modes", "recipient_rate",
+             [](const field& f, settings& s) { s.modes.recipient_rate = f.mode(); }},
 
     key_spec{"state", "store",
              [](const field& f, settings&) {
@@ -471,6 +491,10 @@ constexpr std::array rule_key_table{
                   [](const field& f, rule& r) { r.greet_pause = f.duration_in(0s, 300s); }},
     rule_key_spec{"host_interval",
                   [](const field& f, rule& r) { r.host_interval = f.duration_in(0s, 24h); }},
+    rule_key_spec{"helo_interval",
+                  [](const field& f, rule& r) { r.helo_interval = f.duration_in(0s, 24h); }},
+    rule_key_spec{"sender_interval",
+                  [](const field& f, rule& r) { r.sender_interval = f.duration_in(0s, 24h); }},
 };
 
 std::vector<std::string_view> table_names() {
@@ -674,6 +698,63 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
     }
 }
 
+/// Reads the [[exception]] array (vthrottle's whitelist with per-entry intervals).
+void read_exceptions(std::string_view source, const toml::node& node, settings& out,
+                     std::vector<diagnostic>& problems) {
+    const auto* array = node.as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+        problems.push_back(
+            at(source, node.source().begin, "exception",
+               "expected [[exception]] entries (an array of tables), got " + describe(node)));
+        return;
+    }
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const auto& table = *(*array)[i].as_table();
+        const std::string prefix = "exception[" + std::to_string(i) + "]";
+        interval_exception e;
+        e.origin = std::string(source) + ":" + std::to_string(table.source().begin.line);
+        bool has_match = false;
+        bool has_interval = false;
+        for (const auto& [key, value] : table) {
+            const std::string path = prefix + "." + printable(key.str());
+            try {
+                const field f(value, path);
+                if (key.str() == "match") {
+                    // "mx.example.org" (a HELO name or domain, also a sender domain),
+                    // "user@example.org" (a sender), "@example.org" (every sender there).
+                    const auto& text = f.text(R"(a host name, "user@domain" or "@domain")");
+                    const auto at_sign = text.rfind('@');
+                    const std::string domain =
+                        at_sign == std::string::npos ? text : text.substr(at_sign + 1);
+                    if (!is_domain_name(domain)
+                        || (at_sign != std::string::npos && at_sign != 0
+                            && text.find_first_of(" \t<>") != std::string::npos)) {
+                        f.fail(R"(expected a host name, "user@domain" or "@domain", got )"
+                               + quote_value(text));
+                    }
+                    e.match = text;
+                    has_match = true;
+                } else if (key.str() == "interval") {
+                    e.interval = f.duration_in(0s, 24h);
+                    has_interval = true;
+                } else {
+                    problems.push_back(
+                        at(source, key.source().begin, path,
+                           "unknown key in [[exception]]; the keys are match, interval"));
+                }
+            } catch (const field_error& err) {
+                problems.push_back(at(source, err.where, err.key, err.problem));
+            }
+        }
+        if (!has_match || !has_interval) {
+            problems.push_back(at(source, table.source().begin, prefix,
+                                  "every [[exception]] needs a match and an interval"));
+            continue;
+        }
+        out.exceptions.push_back(std::move(e));
+    }
+}
+
 /// Reads one [table]; problems are appended to `problems`.
 void read_table(std::string_view source, std::string_view table_name, const toml::table& table,
                 settings& out, std::vector<diagnostic>& problems) {
@@ -735,6 +816,8 @@ settings load_string(std::string_view toml_text, std::string_view source_name) {
         const bool known = std::find(tables.begin(), tables.end(), key.str()) != tables.end();
         if (key.str() == "rule") {
             read_rules(source_name, value, out, problems);
+        } else if (key.str() == "exception") {
+            read_exceptions(source_name, value, out, problems);
         } else if (!known) {
             problems.push_back(at(source_name, key.source().begin, name,
                                   unknown_table_problem(key.str(), value.is_table())));
@@ -780,6 +863,8 @@ std::vector<std::string> known_keys() {
     }
     for (const auto& spec : rule_key_table)
         keys.push_back("rule." + std::string(spec.name));
+    keys.push_back("exception.match");
+    keys.push_back("exception.interval");
     return keys;
 }
 

@@ -110,6 +110,19 @@ client_session::client_session(server& owner, tcp::socket client,
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
       engine_(session::engine_settings_from(*settings_, owner.hostname())) {
     registry_entry_ = owner_.attach(this);
+    engine_.set_transaction_policy(this);
+}
+
+policy::verdict client_session::helo(std::string_view name) {
+    return owner_.transactions().helo(admission_, name, wall_now());
+}
+
+policy::verdict client_session::mail(std::string_view sender) {
+    return owner_.transactions().mail(admission_, sender, wall_now());
+}
+
+policy::verdict client_session::rcpt(std::string_view sender) {
+    return owner_.transactions().rcpt(admission_, sender, wall_now());
 }
 
 client_session::~client_session() {
@@ -654,8 +667,15 @@ void client_session::log_events() {
             line.kv("reason", e.reason);
         }
         if (e.code != 0) line.kv("code", e.code);
-        if (e.limit != 0 || e.observed != 0) line.kv("observed", e.observed);
-        if (e.limit != 0) line.kv("limit", e.limit);
+        if (e.in_ms) {
+            line.kv("observed", e.observed < 0
+                                    ? std::string("none")
+                                    : config::format_duration(policy::duration(e.observed)))
+                .kv("limit", config::format_duration(policy::duration(e.limit)));
+        } else {
+            if (e.limit != 0 || e.observed != 0) line.kv("observed", e.observed);
+            if (e.limit != 0) line.kv("limit", e.limit);
+        }
         if (!e.detail.empty()) line.kv("detail", e.detail);
     }
     engine_.events().clear();

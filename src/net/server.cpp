@@ -48,7 +48,8 @@ server::server(asio::io_context& io, config::settings settings)
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       grace_timer_(io),
       store_(settings_->state.max_entries),
-      admission_(*settings_, store_, connections_) {
+      admission_(*settings_, store_, connections_),
+      transactions_(*settings_, store_) {
     hostname_ =
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;

@@ -174,7 +174,46 @@ void engine::on_client_line(const smtp::line_event& line) {
     forward(cmd, line.text);
 }
 
+bool engine::checked(const smtp::command& cmd) {
+    if (checks_ == nullptr) return true;
+    policy::verdict v;
+    std::string_view subject;
+    switch (cmd.kind) {
+        case verb::helo:
+        case verb::ehlo:
+            subject = cmd.args.substr(0, cmd.args.find(' '));
+            v = checks_->helo(subject);
+            break;
+        case verb::mail:
+            subject = cmd.path;
+            v = checks_->mail(subject);
+            break;
+        case verb::rcpt:
+            subject = sender_;
+            v = checks_->rcpt(subject);
+            break;
+        default: return true;
+    }
+    if (v.would_block) {
+        events_.push_back({"would_reject", v.reason, v.reply != nullptr ? v.reply->code : 0,
+                           std::string(subject), v.observed, v.limit, v.in_ms});
+    }
+    if (v.passed()) return true;
+    if (cmd.kind == verb::mail) sender_.clear();  // no transaction was opened
+    // vthrottle: a 4xx, so a real MTA queues the message and comes back later.
+    local_reply(*v.reply, v.reason, v.observed, v.limit);
+    for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
+        if (it->name == "reject" && it->reason == v.reason) {
+            it->detail = subject;
+            it->in_ms = v.in_ms;
+            break;
+        }
+    }
+    return false;
+}
+
 void engine::forward(const smtp::command& cmd, std::string_view line) {
+    if (!checked(cmd)) return;
     if (cmd.kind == verb::rcpt && ++recipients_ > settings_.recipients_per_message
         && settings_.recipients_mode != config::check_mode::off) {
         if (settings_.recipients_mode == config::check_mode::enforce) {
@@ -200,6 +239,7 @@ void engine::forward(const smtp::command& cmd, std::string_view line) {
         case verb::mail:
             transaction_open_ = true;
             reset_transaction();
+            sender_.assign(cmd.path);
             break;
         case verb::rset:
         case verb::helo:
@@ -417,6 +457,7 @@ void engine::queue_close(const smtp::named_reply& r, std::string_view reason) {
 void engine::reset_transaction() {
     recipients_ = 0;
     bad_recipients_ = 0;
+    sender_.clear();
 }
 
 void engine::close_with(const smtp::named_reply& r, std::string_view event_name,

@@ -88,5 +88,31 @@ class BadRecipientTest(TransactionLimitsCase):
             self.assertReply(again.read_reply(), "220", "observe mode boxes nobody")
 
 
+class IntervalTest(TransactionLimitsCase):
+    def test_the_same_sender_too_soon_gets_451_and_the_backend_never_sees_it(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {
+            "interval": {"sender": "1h", "helo": "1h"},
+            "exception": [{"match": "@lists.example.org", "interval": "0s"}],
+        })
+        c = self.client(gate, "127.0.0.2")
+        self.assertReply(c.read_reply(), "220")
+        self.assertReply(c.command("EHLO worm.example"), "250")
+        for sender, want in [("worm@example.com", "250"), ("worm@example.com", "451 4.7.1"),
+                             ("news@lists.example.org", "250"), ("news@lists.example.org", "250"),
+                             ("other@example.com", "250")]:
+            self.assertReply(c.command(f"MAIL FROM:<{sender}>"), want, f"MAIL FROM {sender}")
+            self.assertReply(c.command("RSET"), "250")
+        mails = [l for l in backend.commands() if l.upper().startswith(b"MAIL FROM")]
+        self.assertEqual(len(mails), 4, f"MAIL commands forwarded: got {mails!r}")
+        gate.wait_log(r"reject session=\S+ client=127\.0\.0\.2:\d+ reason=sender_interval code=451 "
+                      r"observed=\d+m?s limit=1h detail=worm@example\.com")
+        # The HELO name is throttled the same way in the next session.
+        with SmtpClient(gate.host, gate.port, source="127.0.0.3") as again:
+            self.assertReply(again.read_reply(), "220")
+            self.assertReply(again.command("EHLO worm.example"), "451 4.7.1")
+            self.assertReply(again.command("QUIT"), "221")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -583,3 +583,81 @@ TEST_CASE("session - the error limit waits for the replies owed to earlier pipel
     )");
     CHECK(t.engine().close_reason() == "max_errors");
 }
+
+namespace {
+
+/// Refuses what it is told to, as the limiter-backed policy would.
+class fake_policy : public smtpgate::session::transaction_policy {
+  public:
+    std::string refuse_sender;
+    bool observe_rcpt = false;
+    std::vector<std::string> asked;
+
+    smtpgate::policy::verdict helo(std::string_view name) override {
+        asked.push_back("helo " + std::string(name));
+        return {};
+    }
+    smtpgate::policy::verdict mail(std::string_view sender) override {
+        asked.push_back("mail " + std::string(sender));
+        smtpgate::policy::verdict v;
+        if (sender == refuse_sender) {
+            v.act = smtpgate::policy::action::tempfail;
+            v.reply = &smtpgate::smtp::replies::sender_throttled;
+            v.reason = "sender_interval";
+            v.observed = 10000;
+            v.limit = 60000;
+            v.in_ms = true;
+        }
+        return v;
+    }
+    smtpgate::policy::verdict rcpt(std::string_view sender) override {
+        asked.push_back("rcpt " + std::string(sender));
+        smtpgate::policy::verdict v;
+        if (observe_rcpt) {
+            v.would_block = true;
+            v.reason = "recipient_rate";
+            v.reply = &smtpgate::smtp::replies::recipient_rate_exceeded;
+        }
+        return v;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("session - HELO, MAIL and RCPT are checked before they are forwarded") {
+    fake_policy checks;
+    checks.refuse_sender = "worm@example.com";
+    checks.observe_rcpt = true;
+    transcript_runner t;
+    t.engine().set_transaction_policy(&checks);
+    t.run(R"(
+        C: EHLO bot.example extra
+        => EHLO bot.example extra
+        B: 250 mx.example
+        S: 250 mx.example
+        C: MAIL FROM:<worm@example.com>
+        S: 451 4.7.1 gate.test Sender seen too often, try again later
+        C: RCPT TO:<a@example.net>
+        => RCPT TO:<a@example.net>
+        B: 503 5.5.1 Error: need MAIL command
+        S: 503 5.5.1 Error: need MAIL command
+        C: MAIL FROM:<friend@example.org>
+        => MAIL FROM:<friend@example.org>
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        C: RCPT TO:<a@example.net>
+        => RCPT TO:<a@example.net>
+        B: 250 2.1.5 Ok
+        S: 250 2.1.5 Ok
+    )");
+    const std::vector<std::string> want{"helo bot.example", "mail worm@example.com", "rcpt ",
+                                        "mail friend@example.org", "rcpt friend@example.org"};
+    CHECK(checks.asked == want);
+    bool logged = false;
+    for (const auto& e : t.engine().events()) {
+        if (e.name == "reject" && e.reason == "sender_interval") {
+            logged = e.detail == "worm@example.com" && e.in_ms && e.observed == 10000;
+        }
+    }
+    CHECK(logged);
+}

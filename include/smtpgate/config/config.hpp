@@ -131,6 +131,12 @@ struct limits_settings {
     std::uint32_t max_errors = 20;
     /// Bound on all throttle delays of one session; past it, 421 4.7.0 and close.
     duration max_delay = 60s;
+    /// Postfix anvil / Exim ratelimit: MAIL commands and RCPT commands per client network,
+    /// and per envelope sender; over them 450 4.7.1. Off by default.
+    rate message_rate{};
+    rate recipient_rate{};
+    rate sender_message_rate{};
+    rate sender_recipient_rate{};
     /// Unknown users per client network across sessions (the Exim recipe: 100 per hour is a
     /// spambot). Over `bad_recipient_throttle_rate` every RCPT reply of the client is
     /// delayed; over `bad_recipient_limit` the client goes into the penalty box for
@@ -151,7 +157,17 @@ struct greet_pause_settings {
 
 /// vthrottle interval throttles: minimum time between observations of the same key.
 struct interval_settings {
-    duration host = 0ms;  ///< between connections of the same client network; 0 = off
+    duration host = 0ms;    ///< between connections of the same client network; 0 = off
+    duration helo = 0ms;    ///< between HELO/EHLO with the same name; 0 = off
+    duration sender = 0ms;  ///< between MAIL FROM with the same sender; 0 = off
+};
+
+/// vthrottle whitelist entry: a per-entry interval for a HELO name or domain, a sender address
+/// ("user@example.org") or a sender domain ("@example.org").
+struct interval_exception {
+    std::string match;
+    duration interval = 0ms;
+    std::string origin;  ///< "file:line"
 };
 
 /// The mode of each check.
@@ -166,6 +182,10 @@ struct mode_settings {
     check_mode bad_recipient_throttle = check_mode::enforce;
     check_mode errors = check_mode::enforce;
     check_mode bad_recipient_rate = check_mode::enforce;
+    check_mode helo_interval = check_mode::enforce;
+    check_mode sender_interval = check_mode::enforce;
+    check_mode message_rate = check_mode::enforce;
+    check_mode recipient_rate = check_mode::enforce;
 };
 
 struct state_settings {
@@ -181,6 +201,8 @@ struct rule {
     std::optional<std::uint32_t> concurrent_per_client;  ///< 0 = unlimited
     std::optional<duration> greet_pause;
     std::optional<duration> host_interval;
+    std::optional<duration> helo_interval;
+    std::optional<duration> sender_interval;
     std::string origin;  ///< "file:line", for messages
 };
 
@@ -196,6 +218,7 @@ struct settings {
     mode_settings modes;
     state_settings state;
     std::vector<rule> rules;
+    std::vector<interval_exception> exceptions;
     /// Where these settings came from (file path, or "<defaults>").
     std::string source = "<defaults>";
 };

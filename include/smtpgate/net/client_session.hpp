@@ -38,7 +38,8 @@ using steady_clock = std::chrono::steady_clock;
 
 class server;
 
-class client_session : public std::enable_shared_from_this<client_session> {
+class client_session : public std::enable_shared_from_this<client_session>,
+                       public session::transaction_policy {
   public:
     client_session(server& owner, tcp::socket client,
                    std::shared_ptr<const config::settings> settings, std::string id);
@@ -56,6 +57,11 @@ class client_session : public std::enable_shared_from_this<client_session> {
     void stop();
 
     const std::string& id() const { return id_; }
+
+    // session::transaction_policy: the engine asks before forwarding HELO, MAIL and RCPT.
+    policy::verdict helo(std::string_view name) override;
+    policy::verdict mail(std::string_view sender) override;
+    policy::verdict rcpt(std::string_view sender) override;
 
   private:
     struct io_result {

@@ -24,6 +24,7 @@
 
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/policy/admission.hpp"
+#include "smtpgate/policy/transaction.hpp"
 #include "smtpgate/state/memory_store.hpp"
 
 namespace smtpgate::net {
@@ -51,6 +52,8 @@ class server {
 
     /// Admission checks and the per-client state they keep.
     policy::admission& admission() { return admission_; }
+    /// HELO, sender and rate checks inside sessions, over the same limiter state.
+    policy::transaction_checks& transactions() { return transactions_; }
 
     // Session registry, used by client_session.
     std::list<client_session*>::iterator attach(client_session* s);
@@ -76,6 +79,7 @@ class server {
     state::memory_store store_;
     state::concurrency_table connections_;
     policy::admission admission_;
+    policy::transaction_checks transactions_;
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;

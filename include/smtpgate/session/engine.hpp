@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/policy/verdict.hpp"
 #include "smtpgate/smtp/command.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
 #include "smtpgate/smtp/replies.hpp"
@@ -30,6 +31,17 @@
 namespace smtpgate::session {
 
 using duration = std::chrono::milliseconds;
+
+/// Checks the engine asks for before it forwards HELO/EHLO, MAIL and RCPT. The driver
+/// implements them over the shared limiter state and its clock; tests use a fake. A verdict
+/// that does not pass is answered locally with its reply and the command is not forwarded.
+class transaction_policy {
+  public:
+    virtual ~transaction_policy() = default;
+    virtual policy::verdict helo(std::string_view name) = 0;
+    virtual policy::verdict mail(std::string_view sender) = 0;
+    virtual policy::verdict rcpt(std::string_view sender) = 0;
+};
 
 struct engine_settings {
     std::string hostname;
@@ -81,6 +93,7 @@ struct event {
     std::string detail;       ///< free text, e.g. the system error of a failed connect
     std::int64_t observed = 0;
     std::int64_t limit = 0;
+    bool in_ms = false;  ///< observed and limit are milliseconds
 };
 
 /// An unknown-user rejection (550/551/553 with 5.1.x or no enhanced status).
@@ -116,6 +129,8 @@ class engine {
     /// Used for sendmail-style tempfail (451 to transactions) and nullserver (554 to all).
     void answer_locally(const smtp::named_reply* greeting, const smtp::named_reply& refusal,
                         bool polite);
+    /// Where HELO/MAIL/RCPT checks are asked (not owned; null: no checks).
+    void set_transaction_policy(transaction_policy* checks) { checks_ = checks; }
     /// The client network is over its bad-recipient throttle rate: from now on every RCPT
     /// reply of this session waits `bad_recipient_delay`.
     void throttle_recipients() { throttle_all_recipients_ = true; }
@@ -179,6 +194,8 @@ class engine {
     /// Counts an error reply; returns the delay it earns (0 below the soft limit).
     duration count_error(std::string_view reason);
     void reset_transaction();
+    /// Asks the transaction policy about `cmd`; false when it was answered locally.
+    bool checked(const smtp::command& cmd);
     /// Ends the session with `r` once the replies still owed for earlier commands are out.
     void queue_close(const smtp::named_reply& r, std::string_view reason);
     /// Classifies a RCPT reply and returns the bad-recipient throttle's delay for it.
@@ -202,6 +219,8 @@ class engine {
     bool close_queued_ = false;
     bool error_limit_hit_ = false;
     bool throttle_all_recipients_ = false;
+    transaction_policy* checks_ = nullptr;
+    std::string sender_;  // MAIL FROM of the open transaction
     bool draining_ = false;
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;

@@ -53,6 +53,22 @@ inline constexpr named_reply connecting_too_often{
 /// bad-recipient rate recipe); the session is closed and new ones refused until it expires.
 inline constexpr named_reply penalty_box{
     421, "4.7.0 %h Too many unknown recipients from your network, try again later", true};
+/// vthrottle: the same HELO name seen again sooner than its interval (RFC 3463 4.7.1:
+/// delivery not authorized now; the sender queues and retries).
+inline constexpr named_reply helo_throttled{451,
+                                            "4.7.1 %h Host name seen too often, try again later"};
+/// vthrottle: the same envelope sender seen again sooner than its interval.
+inline constexpr named_reply sender_throttled{451,
+                                              "4.7.1 %h Sender seen too often, try again later"};
+/// Postfix anvil smtpd_client_message_rate_limit ("450 4.7.1 Error: too much mail").
+inline constexpr named_reply message_rate_exceeded{
+    450, "4.7.1 %h Too much mail from your network, try again later"};
+/// Postfix anvil smtpd_client_recipient_rate_limit.
+inline constexpr named_reply recipient_rate_exceeded{
+    450, "4.7.1 %h Too many recipients from your network, try again later"};
+/// Exim ratelimit per envelope sender (messages or recipients).
+inline constexpr named_reply sender_rate_exceeded{
+    450, "4.7.1 %h Too much mail from this sender, try again later"};
 /// `on_exceed = "tempfail"`: every transaction command after the proxy's own banner gets this
 /// (sendmail without `terminate`); a retrying MTA queues, a bot gives up.
 inline constexpr named_reply tempfail_command{
