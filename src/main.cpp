@@ -4,13 +4,17 @@
 
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "smtpgate/config/loader.hpp"
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/learn.hpp"
 #include "smtpgate/ops/log.hpp"
 
 namespace po = boost::program_options;
@@ -32,7 +36,53 @@ config::endpoint endpoint_option(const std::string& text, bool allow_hostname, c
 
 }  // namespace
 
+// `smtpgate learn [--min-count N] LOG...`: suggested interval exceptions (vmeasure).
+int learn(int argc, char** argv) {
+    po::options_description options("Options for learn");
+    options.add_options()("help,h", "show this help and exit")(
+        "min-count", po::value<std::size_t>()->default_value(2),
+        "suggest an entry only when it would have been throttled at least this often")(
+        "log", po::value<std::vector<std::string>>()->value_name("FILE"),
+        "a log file written by smtpgate (text or JSON); - for standard input");
+    po::positional_options_description positional;
+    positional.add("log", -1);
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(options).positional(positional).run(),
+                  vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::fprintf(stderr, "smtpgate learn: %s (try --help)\n", e.what());
+        return 2;
+    }
+    if (vm.count("help") || !vm.count("log")) {
+        std::cout
+            << "Usage: smtpgate learn [--min-count N] LOG...\n\n"
+               "Reads logs of a proxy running its interval throttles in observe mode and prints\n"
+               "[[exception]] and [[rule]] entries for the HELO names, senders and networks\n"
+               "that enforcement would have throttled.\n\n"
+            << options << "\n";
+        return vm.count("help") ? 0 : 2;
+    }
+    ops::interval_learner learner;
+    for (const auto& path : vm["log"].as<std::vector<std::string>>()) {
+        if (path == "-") {
+            learner.add_stream(std::cin);
+            continue;
+        }
+        std::ifstream in(path);
+        if (!in) {
+            std::fprintf(stderr, "smtpgate learn: cannot read %s\n", path.c_str());
+            return 1;
+        }
+        learner.add_stream(in);
+    }
+    std::cout << learner.suggestions(vm["min-count"].as<std::size_t>());
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc >= 2 && std::string_view(argv[1]) == "learn") return learn(argc - 1, argv + 1);
     po::options_description options("Options");
     options.add_options()("help,h", "show this help and exit")("version,V",
                                                                "show the version and exit")(
@@ -54,7 +104,8 @@ int main(int argc, char** argv) {
     }
     if (vm.count("help")) {
         std::cout << "Usage: smtpgate [--config FILE] [--check-config] [--listen ADDR:PORT]... "
-                     "[--backend HOST:PORT]\n\n"
+                     "[--backend HOST:PORT]\n"
+                     "       smtpgate learn [--min-count N] LOG...\n\n"
                      "An SMTP front-end proxy that screens clients and relays clean sessions to "
                      "a backend MTA.\n\n"
                   << options << "\n";

@@ -5,9 +5,10 @@ missing mailbox; the proxy classifies those replies, throttles and finally block
 network, and caps recipients per message.
 """
 
+import subprocess
 import unittest
 
-from harness import IntegrationCase, ScriptedBackend, SmtpClient
+from harness import IntegrationCase, ScriptedBackend, SmtpClient, smtpgate_binary
 
 
 class TransactionLimitsCase(IntegrationCase):
@@ -112,6 +113,30 @@ class IntervalTest(TransactionLimitsCase):
             self.assertReply(again.read_reply(), "220")
             self.assertReply(again.command("EHLO worm.example"), "451 4.7.1")
             self.assertReply(again.command("QUIT"), "221")
+
+
+class LearnTest(TransactionLimitsCase):
+    def test_observe_mode_then_learn_suggests_exceptions_that_load(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"interval": {"sender": "1h"},
+                                            "modes": {"sender_interval": "observe"}})
+        c = self.client(gate, "127.0.0.2")
+        c.greet()
+        for _ in range(3):
+            self.assertReply(c.command("MAIL FROM:<news@lists.example.org>"), "250", "observe mode")
+            self.assertReply(c.command("RSET"), "250")
+        gate.wait_log(r"would_reject .* reason=sender_interval .* detail=news@lists\.example\.org")
+        learned = subprocess.run([smtpgate_binary(), "learn", str(gate.log_path)], capture_output=True,
+                                 text=True, timeout=30)
+        self.assertEqual(learned.returncode, 0, learned.stderr)
+        self.assertIn('[[exception]]\nmatch = "news@lists.example.org"\ninterval = "0s"', learned.stdout)
+        # The suggestion is configuration: appended to the proxy's own file it checks clean.
+        config = gate.config_path.read_text() + "\n" + learned.stdout
+        path = gate.dir / "learned.toml"
+        path.write_text(config)
+        check = subprocess.run([smtpgate_binary(), "--check-config", "--config", str(path)],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(check.returncode, 0, check.stderr)
 
 
 if __name__ == "__main__":
