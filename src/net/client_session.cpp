@@ -42,31 +42,17 @@ std::string endpoint_text(const tcp::endpoint& ep) {
                         : addr.to_string() + ":" + std::to_string(ep.port());
 }
 
-smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
-    smtp::proxy_address a;
-    auto addr = ep.address();
+// IPv4-mapped IPv6 addresses (a dual-stack listener) are IPv4 for limits and headers.
+asio::ip::address unmapped(asio::ip::address addr) {
     if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
     }
-    a.ipv6 = addr.is_v6();
-    if (a.ipv6) {
-        const auto b = addr.to_v6().to_bytes();
-        std::copy(b.begin(), b.end(), a.bytes.begin());
-    } else {
-        const auto b = addr.to_v4().to_bytes();
-        std::copy(b.begin(), b.end(), a.bytes.begin());
-    }
-    a.port = ep.port();
-    a.text = addr.to_string();
-    return a;
+    return addr;
 }
 
 policy::client_address client_address_of(const asio::ip::address& address) {
     policy::client_address a;
-    auto addr = address;
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-        addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-    }
+    const auto addr = unmapped(address);
     a.ipv6 = addr.is_v6();
     if (a.ipv6) {
         const auto b = addr.to_v6().to_bytes();
@@ -76,6 +62,16 @@ policy::client_address client_address_of(const asio::ip::address& address) {
         std::copy(b.begin(), b.end(), a.bytes.begin());
     }
     return a;
+}
+
+smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
+    const auto a = client_address_of(ep.address());
+    smtp::proxy_address p;
+    p.ipv6 = a.ipv6;
+    p.bytes = a.bytes;
+    p.port = ep.port();
+    p.text = unmapped(ep.address()).to_string();
+    return p;
 }
 
 policy::time_point wall_now() {
