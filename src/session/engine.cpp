@@ -220,8 +220,10 @@ void engine::forward(const smtp::command& cmd, std::string_view line) {
             // RFC 5321 4.5.3.1.10: too many recipients is 452; a standards-following MTA
             // delivers to the accepted ones and retries the rest (sendmail
             // MAX_RCPTS_PER_MESSAGE). Not forwarded: the backend never sees it.
+            // Not an error: a mailing list's MTA sends all its RCPTs and retries the deferred
+            // ones later (Postfix counts these only past smtpd_recipient_overshoot_limit).
             local_reply(replies::too_many_recipients, "recipients_per_message", recipients_,
-                        settings_.recipients_per_message);
+                        settings_.recipients_per_message, false);
             return;
         }
         events_.push_back({"would_reject",
@@ -396,9 +398,9 @@ void engine::on_shutdown() {
 }
 
 void engine::local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed,
-                         std::int64_t limit) {
+                         std::int64_t limit, bool counts_as_error) {
     events_.push_back({"reject", reason, r.code, {}, observed, limit});
-    const duration delay = count_error(reason);
+    const duration delay = counts_as_error ? count_error(reason) : duration(0);
     if (error_limit_hit_) {
         error_limit_hit_ = false;
         queue_close(replies::too_many_errors, "max_errors");

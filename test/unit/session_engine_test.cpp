@@ -409,6 +409,25 @@ TEST_CASE("session - the recipient cap answers 452 4.5.3 locally from recipient 
     t.run(script);
 }
 
+TEST_CASE("session - recipients past the cap are not errors: a 150-recipient list is not cut off") {
+    auto settings = throttled(100, 0);
+    settings.soft_errors = 10;
+    settings.max_errors = 20;
+    transcript_runner t(settings);
+    std::string script =
+        "C: MAIL FROM:<list@example.org>\n=> MAIL FROM:<list@example.org>\n"
+        "B: 250 2.1.0 Ok\nS: 250 2.1.0 Ok\n";
+    for (int i = 1; i <= 150; ++i) {
+        const std::string rcpt = "RCPT TO:<u" + std::to_string(i) + "@example.net>";
+        script += "C: " + rcpt + "\n";
+        script += i <= 100 ? "=> " + rcpt + "\nB: 250 2.1.5 Ok\nS: 250 2.1.5 Ok\n"
+                           : "S: 452 4.5.3 gate.test Error: too many recipients\n";
+    }
+    script += "C: DATA\n=> DATA\nB: 354 go ahead\nS: 354 go ahead\n? open\n";
+    t.run(script);
+    CHECK(t.engine().delayed().empty());
+}
+
 TEST_CASE("session - pipelined RCPTs past the cap keep command order") {
     transcript_runner t(throttled(100, 0));
     std::string script = "C: MAIL FROM:<a@example.org>\n";

@@ -185,7 +185,7 @@ class engine {
 
     void forward(const smtp::command& cmd, std::string_view line);
     void local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed = 0,
-                     std::int64_t limit = 0);
+                     std::int64_t limit = 0, bool counts_as_error = true);
     void close_with(const smtp::named_reply& r, std::string_view event_name,
                     std::string_view reason, std::string detail = {});
     void flush_local_replies();
