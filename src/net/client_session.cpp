@@ -1,15 +1,13 @@
 #include "smtpgate/net/client_session.hpp"
 
-#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/ip/address.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <utility>
 
+#include "client_session_helpers.hpp"
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
@@ -22,8 +20,6 @@ using boost::system::error_code;
 namespace errc = boost::asio::error;
 
 namespace {
-
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // Reads are at most this large; the client buffer also bounds pipelined input.
 constexpr std::size_t client_buffer_size = 64 * 1024;
@@ -42,28 +38,6 @@ std::string endpoint_text(const tcp::endpoint& ep) {
                         : addr.to_string() + ":" + std::to_string(ep.port());
 }
 
-// IPv4-mapped IPv6 addresses (a dual-stack listener) are IPv4 for limits and headers.
-asio::ip::address unmapped(asio::ip::address addr) {
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-    }
-    return addr;
-}
-
-policy::client_address client_address_of(const asio::ip::address& address) {
-    policy::client_address a;
-    const auto addr = unmapped(address);
-    a.ipv6 = addr.is_v6();
-    if (a.ipv6) {
-        const auto b = addr.to_v6().to_bytes();
-        std::copy(b.begin(), b.end(), a.bytes.begin());
-    } else {
-        const auto b = addr.to_v4().to_bytes();
-        std::copy(b.begin(), b.end(), a.bytes.begin());
-    }
-    return a;
-}
-
 smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
     const auto a = client_address_of(ep.address());
     smtp::proxy_address p;
@@ -72,20 +46,6 @@ smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
     p.port = ep.port();
     p.text = unmapped(ep.address()).to_string();
     return p;
-}
-
-policy::time_point wall_now() {
-    return std::chrono::time_point_cast<policy::time_point::duration>(
-        std::chrono::system_clock::now());
-}
-
-std::string_view error_reason(const error_code& ec) {
-    if (ec == errc::eof) return "eof";
-    if (ec == errc::connection_reset) return "reset";
-    if (ec == errc::connection_refused) return "refused";
-    if (ec == errc::broken_pipe) return "broken_pipe";
-    if (ec == errc::operation_aborted) return "aborted";
-    return "io_error";
 }
 
 }  // namespace
@@ -141,83 +101,6 @@ void client_session::stop() {
     delay_timer_.cancel();
 }
 
-// ---- I/O with deadlines -------------------------------------------------------------------
-
-asio::awaitable<client_session::io_result> client_session::read_some(
-    tcp::socket& socket, smtp::input_buffer& buffer, steady_clock::time_point deadline) {
-    const auto space = buffer.prepare();
-    if (space.empty()) co_return io_result{errc::no_buffer_space, 0, false};
-    arm_watchdog(deadline);
-    auto [ec, n] =
-        co_await socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    buffer.commit(n);
-    co_return finish_io(ec, n);
-}
-
-asio::awaitable<client_session::io_result> client_session::write_all(
-    tcp::socket& socket, std::string& bytes, steady_clock::time_point deadline) {
-    arm_watchdog(deadline);
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), use_tuple);
-    bytes.clear();
-    co_return finish_io(ec, n);
-}
-
-client_session::io_result client_session::finish_io(error_code ec, std::size_t n) {
-    // Data that arrived is data, even if the deadline passed in the same instant.
-    if (ec == errc::operation_aborted && timed_out_) return io_result{errc::timed_out, n, true};
-    return io_result{ec, n, false};
-}
-
-// Deadlines: one watchdog timer per session instead of racing each operation against a timer
-// with `op || timer`. The awaitable operator spawns two coroutines and a parallel group per
-// wait, which for ~25 waits per session cost more CPU than the relay itself. The semantics are
-// the same: an operation still pending at its deadline is cancelled and reported as timed out.
-void client_session::arm_watchdog(steady_clock::time_point deadline) {
-    deadline_ = deadline;
-    timed_out_ = false;
-    // A watchdog that fires earlier re-arms itself for the later deadline: moving a deadline
-    // later (the common case) costs no timer operation at all.
-    if (watchdog_armed_ && watchdog_.expiry() <= deadline) return;
-    watchdog_.expires_at(deadline);
-    watchdog_armed_ = true;
-    watchdog_.async_wait(
-        [self = shared_from_this()](const error_code& ec) { self->on_watchdog(ec); });
-}
-
-void client_session::on_watchdog(const error_code& ec) {
-    if (ec) return;  // superseded by an earlier deadline, or the session is over
-    watchdog_armed_ = false;
-    if (finished_) return;
-    if (steady_clock::now() < deadline_) {
-        arm_watchdog(deadline_);
-        return;
-    }
-    timed_out_ = true;
-    error_code ignored;
-    client_.cancel(ignored);
-    backend_.cancel(ignored);
-}
-
-steady_clock::time_point client_session::capped(steady_clock::duration phase) const {
-    return std::min(steady_clock::now() + phase, session_deadline_);
-}
-
-void client_session::on_io_failure(const io_result& r, session::deadline phase, bool backend_side) {
-    if (interrupt_ == interrupt::stop) {
-        engine_.on_shutdown();
-    } else if (r.timed_out) {
-        engine_.on_timeout(steady_clock::now() >= session_deadline_ ? session::deadline::session
-                                                                    : phase);
-    } else if (backend_side) {
-        engine_.on_backend_failure(error_reason(r.ec), r.ec.message());
-    } else {
-        // The client went away or broke the connection: nobody is left to answer.
-        client_gone_ = true;
-        if (end_reason_.empty())
-            end_reason_ = std::string("client_") + std::string(error_reason(r.ec));
-    }
-}
-
 // ---- The session --------------------------------------------------------------------------
 
 asio::awaitable<void> client_session::run() {
@@ -266,82 +149,6 @@ asio::awaitable<void> client_session::run() {
         .kv("bytes_in", bytes_in_)
         .kv("bytes_out", bytes_out_)
         .kv("duration_ms", ms.count());
-}
-
-void client_session::log_verdict(const policy::verdict& v) {
-    auto line = ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject");
-    line.kv("session", id_).kv("client", client_text_).kv("reason", v.reason);
-    if (v.reply != nullptr) line.kv("code", v.reply->code);
-    if (v.in_ms) {
-        line.kv("observed", v.observed < 0 ? std::string("none")
-                                           : config::format_duration(policy::duration(v.observed)))
-            .kv("limit", config::format_duration(policy::duration(v.limit)));
-    } else if (v.limit != 0) {
-        line.kv("observed", v.observed).kv("limit", v.limit);
-    }
-    if (!admission_.key_text.empty()) line.kv("key", admission_.key_text);
-    if (v.act == policy::action::tempfail) line.kv("action", "tempfail");
-    if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
-}
-
-void client_session::admit(const tcp::endpoint& remote) {
-    admission_ = owner_.admission().admit(client_address_of(remote.address()), wall_now());
-    for (const auto& v : admission_.would_block)
-        log_verdict(v);
-    const auto& d = admission_.decision;
-    if (d.passed()) return;
-    log_verdict(d);
-    if (d.act == policy::action::tempfail) {
-        // sendmail without `terminate`: a banner, then 4xx until the client gives up.
-        engine_.answer_locally(&smtp::replies::greeting, *d.reply, true);
-    } else {
-        engine_.close_now(*d.reply, d.reason);
-    }
-}
-
-asio::awaitable<void> client_session::greet_pause() {
-    const auto pause = admission_.greet_pause;
-    if (pause.count() == 0) co_return;
-    const auto& cfg = settings_->greet_pause;
-    if (cfg.teaser) {
-        // postscreen: the first line of a multi-line banner tempts bots to talk too early.
-        smtp::append_reply_continued(engine_.to_client(), smtp::replies::greeting,
-                                     owner_.hostname());
-        co_await flush_client();
-        if (!proceeding()) co_return;
-    }
-    const auto r = co_await read_some(client_, client_in_,
-                                      std::min(steady_clock::now() + pause, session_deadline_));
-    if (r.timed_out) co_return;  // a patient client: go on to the banner
-    if (r.ec) {
-        on_io_failure(r, session::deadline::command, false);
-        co_return;
-    }
-    bytes_in_ += r.bytes;
-    const bool observe = settings_->modes.greet_pause == config::check_mode::observe;
-    ops::log(ops::level::warning, observe ? "would_reject" : "reject")
-        .kv("session", id_)
-        .kv("client", client_text_)
-        .kv("reason", "pregreet")
-        .kv("code", smtp::replies::pregreet.code)
-        .kv("bytes", r.bytes)
-        .kv("delay_ms", pause.count());
-    if (observe) co_return;
-    if (cfg.on_pregreet == config::pregreet_action::drop) {
-        if (cfg.teaser) {
-            client_gone_ = true;  // mid-banner: no reply fits; just close
-            end_reason_ = "pregreet";
-            error_code ignored;
-            client_.close(ignored);
-        } else {
-            engine_.close_now(smtp::replies::pregreet, "pregreet");
-        }
-        co_return;
-    }
-    // sendmail nullserver: refuse every command, QUIT aside. After a teaser the banner is
-    // completed first so the reply stays well-formed.
-    engine_.answer_locally(cfg.teaser ? &smtp::replies::greeting : &smtp::replies::pregreet,
-                           smtp::replies::nullserver_command, false);
 }
 
 asio::awaitable<void> client_session::connect_backend() {
@@ -583,10 +390,16 @@ asio::awaitable<void> client_session::stream_message() {
 }
 
 asio::awaitable<void> client_session::goodbye() {
+    // Throttled replies keep their delays even now: otherwise an abuser who pipelines up to the
+    // error limit gets every verdict at once. The delays are bounded (limits.max_delay); a
+    // shutdown skips them.
+    if (!client_gone_ && interrupt_ != interrupt::stop && !engine_.delayed().empty()) {
+        co_await flush_client();
+    }
     const auto deadline = steady_clock::now() + goodbye_timeout;
     error_code ignored;
     if (!client_gone_) {
-        // The last replies, delayed ones included (their delay is skipped: we are closing).
+        // The last replies (delays skipped only when shutting down).
         std::string last = std::move(engine_.to_client());
         for (auto& d : engine_.delayed())
             last += d.bytes;
@@ -621,29 +434,6 @@ asio::awaitable<void> client_session::goodbye() {
         }
     }
     client_.close(ignored);
-}
-
-void client_session::apply_bad_recipient() {
-    const auto v = owner_.admission().record_bad_recipient(admission_, wall_now());
-    if (v.outcome == policy::bad_recipient_outcome::none) return;
-    const bool block = v.outcome == policy::bad_recipient_outcome::block;
-    if (!block && throttle_logged_) return;  // the throttle is logged once per session
-    ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject")
-        .kv("session", id_)
-        .kv("client", client_text_)
-        .kv("reason", block ? "bad_recipient_rate" : "bad_recipient_throttle_rate")
-        .kv("code", block ? smtp::replies::penalty_box.code : 0)
-        .kv("observed", v.observed)
-        .kv("limit", v.limit)
-        .kv("key", admission_.key_text)
-        .kv("action", block ? "block" : "throttle");
-    if (v.would_block) return;
-    if (block) {
-        engine_.close_now(smtp::replies::penalty_box, "penalty");
-    } else {
-        throttle_logged_ = true;
-        engine_.throttle_recipients();
-    }
 }
 
 void client_session::log_events() {

@@ -1,6 +1,6 @@
 // Strict TOML loader: configuration text in, validated `settings` out.
 //
-// Every key the program knows is declared once, in a table of key descriptors in loader.cpp
+// Every key the program knows is declared once, in a table of key descriptors in key_table.cpp
 // that drives both reading and the unknown-key check. Strict by design (STYLE.md rule 11):
 // an unknown table or key, a wrong type or an out-of-range value is an error naming the
 // file, line, column and dotted key; a missing key keeps the default from config.hpp; there

@@ -8,6 +8,13 @@
 // is still pending when it passes; every ending says goodbye with a proper SMTP reply before
 // the close.
 //
+// The member functions live in three files: client_session.cpp (the session's steps),
+// client_session_admission.cpp (admission, greet pause, bad-recipient penalty) and
+// client_session_io.cpp (deadline I/O and the watchdog); their shared free helpers are in
+// src/net/client_session_helpers.hpp.
+// Does not: decide policy (policy/ and the session engine do), parse SMTP (smtp/), or spawn
+// coroutines (only the listener does).
+//
 // Threading: runs on the server's single-threaded io_context; drain() and stop() are called
 // from that same thread.
 #pragma once
@@ -70,17 +77,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
         bool timed_out = false;
     };
 
-    asio::awaitable<io_result> read_some(tcp::socket& socket, smtp::input_buffer& buffer,
-                                         steady_clock::time_point deadline);
-    asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
-                                         steady_clock::time_point deadline);
-    io_result finish_io(boost::system::error_code ec, std::size_t n);
-    void arm_watchdog(steady_clock::time_point deadline);
-    void on_watchdog(const boost::system::error_code& ec);
-
-    void admit(const tcp::endpoint& remote);
-    asio::awaitable<void> greet_pause();
-    void log_verdict(const policy::verdict& v);
+    // client_session.cpp: the session's steps after admission, and the event log.
     bool proceeding() const { return !engine_.closing() && !client_gone_; }
     asio::awaitable<void> connect_backend();
     asio::awaitable<void> relay_loop();
@@ -92,13 +89,27 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<bool> flush_backend();
     asio::awaitable<bool> flush_backend_bytes(std::string& bytes);
     asio::awaitable<void> goodbye();
-
     /// Parses one reply from what the backend already sent, if it is all there.
     smtp::reply_status parse_buffered_reply();
+    void log_events();
+
+    // client_session_admission.cpp: admission, the greet pause, the bad-recipient penalty.
+    void admit(const tcp::endpoint& remote);
+    asio::awaitable<void> greet_pause();
+    void log_verdict(const policy::verdict& v);
+    void apply_bad_recipient();
+
+    // client_session_io.cpp: reads and writes with a deadline, kept by the watchdog, and
+    // what a failed one means for the engine.
+    asio::awaitable<io_result> read_some(tcp::socket& socket, smtp::input_buffer& buffer,
+                                         steady_clock::time_point deadline);
+    asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
+                                         steady_clock::time_point deadline);
+    io_result finish_io(boost::system::error_code ec, std::size_t n);
+    void arm_watchdog(steady_clock::time_point deadline);
+    void on_watchdog(const boost::system::error_code& ec);
     steady_clock::time_point capped(steady_clock::duration phase) const;
     void on_io_failure(const io_result& r, session::deadline phase, bool backend_side);
-    void log_events();
-    void apply_bad_recipient();
 
     server& owner_;
     std::shared_ptr<const config::settings> settings_;

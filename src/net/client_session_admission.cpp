@@ -1,0 +1,115 @@
+#include "smtpgate/net/client_session.hpp"
+
+#include <algorithm>
+#include <string>
+
+#include "client_session_helpers.hpp"
+#include "smtpgate/config/units.hpp"
+#include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/log.hpp"
+#include "smtpgate/smtp/replies.hpp"
+
+namespace smtpgate::net {
+
+using boost::system::error_code;
+
+void client_session::log_verdict(const policy::verdict& v) {
+    auto line = ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject");
+    line.kv("session", id_).kv("client", client_text_).kv("reason", v.reason);
+    if (v.reply != nullptr) line.kv("code", v.reply->code);
+    if (v.in_ms) {
+        line.kv("observed", v.observed < 0 ? std::string("none")
+                                           : config::format_duration(policy::duration(v.observed)))
+            .kv("limit", config::format_duration(policy::duration(v.limit)));
+    } else if (v.limit != 0) {
+        line.kv("observed", v.observed).kv("limit", v.limit);
+    }
+    if (!admission_.key_text.empty()) line.kv("key", admission_.key_text);
+    if (v.act == policy::action::tempfail) line.kv("action", "tempfail");
+    if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
+}
+
+void client_session::admit(const tcp::endpoint& remote) {
+    admission_ = owner_.admission().admit(client_address_of(remote.address()), wall_now());
+    for (const auto& v : admission_.would_block)
+        log_verdict(v);
+    const auto& d = admission_.decision;
+    if (d.passed()) return;
+    log_verdict(d);
+    if (d.act == policy::action::tempfail) {
+        // sendmail without `terminate`: a banner, then 4xx until the client gives up.
+        engine_.answer_locally(&smtp::replies::greeting, *d.reply, true);
+    } else {
+        engine_.close_now(*d.reply, d.reason);
+    }
+}
+
+asio::awaitable<void> client_session::greet_pause() {
+    const auto pause = admission_.greet_pause;
+    if (pause.count() == 0) co_return;
+    const auto& cfg = settings_->greet_pause;
+    if (cfg.teaser) {
+        // postscreen: the first line of a multi-line banner tempts bots to talk too early.
+        smtp::append_reply_continued(engine_.to_client(), smtp::replies::greeting,
+                                     owner_.hostname());
+        co_await flush_client();
+        if (!proceeding()) co_return;
+    }
+    const auto r = co_await read_some(client_, client_in_,
+                                      std::min(steady_clock::now() + pause, session_deadline_));
+    if (r.timed_out) co_return;  // a patient client: go on to the banner
+    if (r.ec) {
+        on_io_failure(r, session::deadline::command, false);
+        co_return;
+    }
+    bytes_in_ += r.bytes;
+    const bool observe = settings_->modes.greet_pause == config::check_mode::observe;
+    ops::log(ops::level::warning, observe ? "would_reject" : "reject")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", "pregreet")
+        .kv("code", smtp::replies::pregreet.code)
+        .kv("bytes", r.bytes)
+        .kv("delay_ms", pause.count());
+    if (observe) co_return;
+    if (cfg.on_pregreet == config::pregreet_action::drop) {
+        if (cfg.teaser) {
+            client_gone_ = true;  // mid-banner: no reply fits; just close
+            end_reason_ = "pregreet";
+            error_code ignored;
+            client_.close(ignored);
+        } else {
+            engine_.close_now(smtp::replies::pregreet, "pregreet");
+        }
+        co_return;
+    }
+    // sendmail nullserver: refuse every command, QUIT aside. After a teaser the banner is
+    // completed first so the reply stays well-formed.
+    engine_.answer_locally(cfg.teaser ? &smtp::replies::greeting : &smtp::replies::pregreet,
+                           smtp::replies::nullserver_command, false);
+}
+
+void client_session::apply_bad_recipient() {
+    const auto v = owner_.admission().record_bad_recipient(admission_, wall_now());
+    if (v.outcome == policy::bad_recipient_outcome::none) return;
+    const bool block = v.outcome == policy::bad_recipient_outcome::block;
+    if (!block && throttle_logged_) return;  // the throttle is logged once per session
+    ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", block ? "bad_recipient_rate" : "bad_recipient_throttle_rate")
+        .kv("code", block ? smtp::replies::penalty_box.code : 0)
+        .kv("observed", v.observed)
+        .kv("limit", v.limit)
+        .kv("key", admission_.key_text)
+        .kv("action", block ? "block" : "throttle");
+    if (v.would_block) return;
+    if (block) {
+        engine_.close_now(smtp::replies::penalty_box, "penalty");
+    } else {
+        throttle_logged_ = true;
+        engine_.throttle_recipients();
+    }
+}
+
+}  // namespace smtpgate::net

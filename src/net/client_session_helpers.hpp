@@ -1,0 +1,53 @@
+// Small free helpers shared by the translation units of client_session (client_session.cpp,
+// client_session_io.cpp, client_session_admission.cpp): the completion token for I/O with
+// error codes, the conversion of a socket address to the policy layer's client address, and
+// the one wall-clock read that policies get as `now`.
+//
+// Does not: hold state, do I/O, or make decisions; nothing outside src/net/ includes it.
+// Threading/time: pure conversions, except wall_now(), which reads the system clock; it is
+// called once per event by the session's I/O driver (STYLE.md rule 2), never by policy code.
+#pragma once
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+
+#include "smtpgate/policy/address.hpp"
+#include "smtpgate/policy/rate.hpp"
+
+namespace smtpgate::net {
+
+/// Network operations report errors as values (STYLE.md rule 4), never by exception.
+inline constexpr auto use_tuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
+// IPv4-mapped IPv6 addresses (a dual-stack listener) are IPv4 for limits and headers.
+inline boost::asio::ip::address unmapped(boost::asio::ip::address addr) {
+    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) {
+        return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, addr.to_v6());
+    }
+    return addr;
+}
+
+inline policy::client_address client_address_of(const boost::asio::ip::address& address) {
+    policy::client_address a;
+    const auto addr = unmapped(address);
+    a.ipv6 = addr.is_v6();
+    if (a.ipv6) {
+        const auto b = addr.to_v6().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    } else {
+        const auto b = addr.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), a.bytes.begin());
+    }
+    return a;
+}
+
+inline policy::time_point wall_now() {
+    return std::chrono::time_point_cast<policy::time_point::duration>(
+        std::chrono::system_clock::now());
+}
+
+}  // namespace smtpgate::net
