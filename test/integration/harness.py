@@ -7,6 +7,7 @@ What it offers (see README.md):
   ScriptedBackend                                               -- hand-driven failure injection
   SmtpSink                                                      -- Postfix's smtp-sink
   Proxy                                                         -- the smtpgate binary under test
+  PostfixInstance                                               -- a private, real Postfix
   IntegrationCase                                               -- TestCase with cleanups wired in
 
 Every wait has a deadline that only guards against hangs (HANG_GUARD); no test passes or fails
@@ -21,12 +22,14 @@ import errno
 import json
 import logging
 import os
+import pwd
 import re
 import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -1321,6 +1324,26 @@ class IntegrationCase(unittest.TestCase):
         self.addCleanup(client.close)
         return client
 
+    def postfix(self, **kwargs) -> "PostfixInstance":
+        """A started PostfixInstance (arguments as its constructor's), stopped and removed by a
+        cleanup; its maillog tail is printed when the test fails."""
+        instance = PostfixInstance(**kwargs)
+        self.addCleanup(instance.stop)
+        self.addCleanup(self._dump_postfix_log_on_failure, instance)
+        return instance.start()
+
+    def _dump_postfix_log_on_failure(self, instance: "PostfixInstance") -> None:
+        if self._failed() or os.environ.get("SMTPGATE_SHOW_LOG"):
+            print(f"\n--- Postfix maillog for {self.id()} ---\n{instance.maillog_tail(60)}\n--- end of maillog ---")
+
+    def _failed(self) -> bool:
+        """True when this test (or one of its subtests) has failed so far."""
+        outcome = getattr(self, "_outcome", None)
+        result = getattr(outcome, "result", None)
+        return result is not None and any(
+            test is self or getattr(test, "test_case", None) is self
+            for test, _ in (result.failures + result.errors))
+
     def _dump_log_on_failure(self, proxy: Proxy) -> None:
         outcome = getattr(self, "_outcome", None)
         result = getattr(outcome, "result", None)
@@ -1346,3 +1369,362 @@ class IntegrationCase(unittest.TestCase):
         i = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got), len(want)))
         self.fail(f"{what}: got {len(got)} bytes, want {len(want)}; first difference at offset {i}: "
                   f"got {got[max(0, i - 20):i + 20]!r}, want {want[max(0, i - 20):i + 20]!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# PostfixInstance: a private, real Postfix started by the test
+# --------------------------------------------------------------------------------------------
+
+POSTFIX = "/usr/sbin/postfix"
+POSTCONF = "/usr/sbin/postconf"
+
+
+def postfix_installed() -> bool:
+    return os.access(POSTFIX, os.X_OK)
+
+
+class PostfixInstance:
+    """A private Postfix (Debian's 3.7 package) that lives in one temp directory: its own
+    config_directory (etc/), queue_directory (queue/), data_directory (data/), maillog_file
+    (maillog) and virtual mailboxes (mail/). The system instance is never touched.
+
+    master.cf runs `smtpd` on 127.0.0.1:<free port> and only the services a delivery needs
+    (cleanup, qmgr, trivial-rewrite, bounce/defer/trace, virtual, discard, anvil, postlog).
+    Mail for `domain` (example.net) goes to Maildir mailboxes for the listed `users`; any other
+    address there gets Postfix's own `550 5.1.1 <x@example.net>: Recipient address rejected:
+    User unknown in virtual mailbox table`. Mail for any other domain is discarded: nothing
+    leaves the machine, nothing uses DNS.
+
+    `main` adds or replaces main.cf settings; `smtpd` adds `-o name=value` overrides to the
+    smtpd service line (e.g. {"smtpd_upstream_proxy_protocol": "haproxy"}).
+
+    Start-up: `postfix -c etc check` creates the queue and data directories with the ownership
+    Postfix wants (user `postfix`, group `postdrop`) and validates the setup; then the master
+    daemon runs in the foreground as our child, in its own process group (what
+    `postfix start-fg` runs, minus the shell in between). Ready means: the master listens on
+    the port and an smtpd answers 220 (a probe session, logged as a connect from 127.0.0.1).
+    Stop: `postfix -c etc stop`, a bounded wait, SIGKILL to the process group for anything
+    left; then the temp directory is removed. Needs root (Postfix itself does).
+
+    The master changes its credentials, which clears PR_SET_PDEATHSIG, so `die_with_parent`
+    cannot reach it; a watchdog process holding a pipe from the test process kills the process
+    group and removes the directory if the test process dies without calling stop().
+    """
+
+    # Reads until the test process says "stopped" or dies (EOF); on EOF it cleans up.
+    _WATCHDOG = ("import os, shutil, signal, sys\n"
+                 "if sys.stdin.readline().strip() != 'stopped':\n"
+                 "    try:\n"
+                 "        os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
+                 "    except OSError:\n"
+                 "        pass\n"
+                 "    shutil.rmtree(sys.argv[2], ignore_errors=True)\n")
+
+    def __init__(self, users: Iterable[str] = (), domain: str = "example.net",
+                 main: dict[str, str] | None = None, smtpd: dict[str, str] | None = None,
+                 port: int | None = None):
+        self.domain = domain
+        self.users = [u if "@" in u else f"{u}@{domain}" for u in users]
+        self.main_overrides = dict(main or {})
+        self.smtpd_options = dict(smtpd or {})
+        self._fixed_port = port is not None
+        self.port = port or free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-postfix-"))
+        self.config_dir = self.dir / "etc"
+        self.queue_dir = self.dir / "queue"
+        self.data_dir = self.dir / "data"
+        self.mail_dir = self.dir / "mail"
+        self.maillog_path = self.dir / "maillog"
+        self.master_out_path = self.dir / "master.out"
+        self.proc: Optional[subprocess.Popen] = None
+        self.pgid: Optional[int] = None  # the master's process group: every Postfix process
+        self._watchdog: Optional[subprocess.Popen] = None
+        self._check_output = ""
+
+    # -- configuration -------------------------------------------------------------------------
+    def main_cf(self) -> dict[str, str]:
+        nobody = pwd.getpwnam("nobody")
+        settings = {
+            "compatibility_level": "3.6",
+            "config_directory": str(self.config_dir),
+            "queue_directory": str(self.queue_dir),
+            "data_directory": str(self.data_dir),
+            # postlogd writes only below maillog_file_prefixes (default /var, /dev/stdout).
+            "maillog_file": str(self.maillog_path),
+            "maillog_file_prefixes": str(self.dir),
+            "myhostname": "postfix.test",
+            "mydomain": "postfix.test",
+            "myorigin": "postfix.test",
+            "mydestination": "",
+            # No local domain, so no passwd/aliases lookups (and no proxymap service).
+            "local_recipient_maps": "",
+            "alias_maps": "",
+            "alias_database": "",
+            "inet_interfaces": "loopback-only",
+            "inet_protocols": "ipv4",
+            "mynetworks": "127.0.0.0/8",
+            # No DNS anywhere: the client name is not looked up (logged as unknown[ip]) and
+            # the SMTP client would use the hosts file only; it is never used anyway.
+            "smtpd_peername_lookup": "no",
+            "smtp_host_lookup": "native",
+            "smtp_dns_support_level": "disabled",
+            "lmtp_host_lookup": "native",
+            "default_transport": "discard:not delivered by the test instance",
+            "relay_transport": "discard:not delivered by the test instance",
+            "local_transport": "discard:not delivered by the test instance",
+            "virtual_mailbox_domains": self.domain,
+            "virtual_mailbox_maps": f"texthash:{self.config_dir / 'vmailbox'}",
+            "virtual_mailbox_base": str(self.mail_dir),
+            "virtual_uid_maps": f"static:{nobody.pw_uid}",
+            "virtual_gid_maps": f"static:{nobody.pw_gid}",
+            # The proxy's recipient cap (100 by default) is what must act, not Postfix's.
+            "smtpd_recipient_limit": "1000",
+            "biff": "no",
+        }
+        settings.update(self.main_overrides)
+        return settings
+
+    def master_cf(self) -> str:
+        def option(name: str, value: str) -> str:
+            return f"-o {name}={value}" if not re.search(r"\s", value) else f"-o {{ {name} = {value} }}"
+        smtpd = f"{LOCALHOST}:{self.port} inet n - n - - smtpd"
+        smtpd += "".join(f"\n  {option(k, v)}" for k, v in self.smtpd_options.items())
+        return "\n".join([
+            # service type private unpriv chroot wakeup maxproc command
+            smtpd,
+            "cleanup   unix n - n - 0 cleanup",
+            "qmgr      unix n - n 300 1 qmgr",
+            "rewrite   unix - - n - - trivial-rewrite",
+            "bounce    unix - - n - 0 bounce",
+            "defer     unix - - n - 0 bounce",
+            "trace     unix - - n - 0 bounce",
+            "virtual   unix - n n - 4 virtual",
+            "discard   unix - - n - - discard",
+            "anvil     unix - - n - 1 anvil",
+            "postlog   unix-dgram n - n - 1 postlogd",
+            "",
+        ])
+
+    def _write_config(self) -> None:
+        (self.config_dir / "main.cf").write_text(
+            "".join(f"{k} = {v}\n" for k, v in self.main_cf().items()))
+        (self.config_dir / "master.cf").write_text(self.master_cf())
+
+    def _mailbox_path(self, address: str) -> str:
+        local, domain = address.rsplit("@", 1)
+        return f"{domain}/{local}/"  # trailing slash: Maildir, one file per message
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> "PostfixInstance":
+        if os.geteuid() != 0:
+            raise AssertionError("PostfixInstance needs root: Postfix's master runs as root and "
+                                 "its queue belongs to the postfix user")
+        os.chmod(self.dir, 0o755)  # the postfix and nobody users must traverse it
+        for d in (self.config_dir, self.queue_dir):
+            d.mkdir(mode=0o755)
+        self.mail_dir.mkdir(mode=0o755)
+        nobody = pwd.getpwnam("nobody")
+        os.chown(self.mail_dir, nobody.pw_uid, nobody.pw_gid)
+        (self.config_dir / "vmailbox").write_text(
+            "".join(f"{u} {self._mailbox_path(u)}\n" for u in self.users))
+        self._write_config()
+        # check creates queue/ subdirectories and data/ (postfix:root, postdrop for public/
+        # and maildrop/), runs postsuper and warns about ownership problems.
+        check = run_tool([POSTFIX, "-c", str(self.config_dir), "check"], text=True)
+        self._check_output = check.stdout + check.stderr
+        if check.returncode != 0:
+            self._fail_start(f"`postfix -c {self.config_dir} check` exited {check.returncode}")
+        master = subprocess.run([POSTCONF, "-c", str(self.config_dir), "-h", "daemon_directory"],
+                                capture_output=True, text=True, timeout=HANG_GUARD).stdout.strip()
+        for attempt in range(3):
+            with open(self.master_out_path, "ab") as out:
+                self.proc = subprocess.Popen(
+                    [os.path.join(master, "master"), "-c", str(self.config_dir), "-s"],
+                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    start_new_session=True)
+            self.pgid = self.proc.pid
+            self._start_watchdog()
+            try:
+                wait_listening(self.port, what="Postfix master", proc=self.proc)
+                break
+            except AssertionError as e:
+                # The master reports its own start-up errors (a failed bind, say) to syslog,
+                # which a container usually lacks, so the port is checked here.
+                taken = self.proc.poll() is not None and _port_taken(self.port)
+                if not taken or self._fixed_port or attempt == 2:
+                    self._fail_start(f"{e}{f'; {self.address} is in use by another socket' if taken else ''}")
+                # Another test process took the free port first (ctest -j): pick another.
+                self.port = free_port()
+                self._write_config()
+        self._probe()
+        return self
+
+    def _start_watchdog(self) -> None:
+        self._release_watchdog()
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", self._WATCHDOG, str(self.pgid), str(self.dir)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def _release_watchdog(self) -> None:
+        """Tells the watchdog that stop() did its job, and waits for it to exit."""
+        if self._watchdog is None:
+            return
+        try:
+            self._watchdog.stdin.write(b"stopped\n")
+            self._watchdog.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._watchdog.wait(HANG_GUARD)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+            self._watchdog.wait(HANG_GUARD)
+        self._watchdog = None
+
+    def _probe(self) -> None:
+        """Waits until an smtpd answers 220 (a broken smtpd setup fails here, with its log)."""
+        proxy = "haproxy" in (self.smtpd_options.get("smtpd_upstream_proxy_protocol", "")
+                              + self.main_overrides.get("smtpd_upstream_proxy_protocol", ""))
+        try:
+            with SmtpClient(LOCALHOST, self.port) as probe:
+                if proxy:
+                    sport = probe.sock.getsockname()[1]
+                    probe.send(f"PROXY TCP4 {LOCALHOST} {LOCALHOST} {sport} {self.port}\r\n")
+                banner = probe.read_reply()
+                if banner.code != 220:
+                    raise AssertionError(f"Postfix banner: got {banner}, want 220")
+                quit_reply = probe.command("QUIT")
+                if quit_reply.code != 221:
+                    raise AssertionError(f"Postfix QUIT: got {quit_reply}, want 221")
+        except (AssertionError, OSError) as e:
+            self._fail_start(f"smtpd did not answer on {self.address}: {e}")
+
+    def _fail_start(self, why: str):
+        log = self.maillog_text()
+        try:
+            out = self.master_out_path.read_text(errors="replace")
+        except FileNotFoundError:
+            out = ""
+        try:
+            self.stop()
+        finally:
+            raise AssertionError(
+                f"Postfix did not start: {why}\n--- postfix check ---\n{self._check_output}"
+                f"--- master output ---\n{out}--- maillog ---\n{log}--- main.cf ---\n"
+                + "".join(f"{k} = {v}\n" for k, v in self.main_cf().items())
+                + f"--- master.cf ---\n{self.master_cf()}")
+
+    def stop(self) -> None:
+        """`postfix stop`, bounded; SIGKILL to the process group if anything is left; then the
+        temp directory goes. Safe to call twice."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                try:
+                    run_tool([POSTFIX, "-c", str(self.config_dir), "stop"], timeout=HANG_GUARD)
+                except subprocess.TimeoutExpired:
+                    pass
+            _stop_group(self.proc, 0, HANG_GUARD)  # waits; SIGKILLs the group if it must
+            # The master SIGTERMs its process group on the way out; sweep what still lingers
+            # (a Linux pid stays reserved while it names a live process group).
+            try:
+                wait_for(lambda: not self.processes(), HANG_GUARD, "Postfix's processes to exit")
+            except AssertionError:
+                try:
+                    os.killpg(self.pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._release_watchdog()
+
+    def processes(self) -> list[int]:
+        """Live processes of this instance (the master's process group), read from /proc."""
+        return _group_members(self.pgid) if self.pgid is not None else []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return format_address(LOCALHOST, self.port)
+
+    # -- what Postfix logged -------------------------------------------------------------------
+    def maillog_text(self) -> str:
+        try:
+            return self.maillog_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def maillog_lines(self) -> list[str]:
+        """Complete lines of Postfix's maillog_file so far (a partial last line is left out)."""
+        return [l for l in self.maillog_text().split("\n")[:-1] if l]
+
+    def maillog_tail(self, n: int = 30) -> str:
+        return "\n".join(self.maillog_lines()[-n:])
+
+    def grep_maillog(self, pattern: str) -> list[str]:
+        rx = re.compile(pattern)
+        return [l for l in self.maillog_lines() if rx.search(l)]
+
+    def wait_maillog(self, pattern: str, timeout: float = HANG_GUARD) -> str:
+        """Waits for a maillog line matching the regex `pattern`; returns the line."""
+        rx = re.compile(pattern)
+        return wait_for(lambda: next((l for l in self.maillog_lines() if rx.search(l)), None), timeout,
+                        f"a Postfix log line matching /{pattern}/\nmaillog tail:\n{self.maillog_tail()}")
+
+    @staticmethod
+    def queue_id(reply: "Reply | str") -> str:
+        """The queue id in Postfix's `250 2.0.0 Ok: queued as 3F2A81C0A2`."""
+        m = re.search(r"queued as ([0-9A-Za-z]+)", str(reply))
+        if not m:
+            raise AssertionError(f"got {str(reply)!r}, want a reply naming a Postfix queue id")
+        return m.group(1)
+
+    def wait_done(self, queue_id: str, timeout: float = HANG_GUARD) -> None:
+        """Waits until qmgr removed the message `queue_id`: every recipient was delivered (or
+        bounced/discarded), so the mailboxes hold all they ever will of it."""
+        self.wait_maillog(rf"\b{re.escape(queue_id)}: removed\b", timeout)
+
+    # -- what was delivered --------------------------------------------------------------------
+    def mailbox(self, address: str) -> list[bytes]:
+        """The messages delivered to `address` (Maildir new/ and cur/), oldest first."""
+        base = self.mail_dir / self._mailbox_path(address)
+        files = [p for sub in ("new", "cur") if (base / sub).is_dir() for p in (base / sub).iterdir()]
+        return [p.read_bytes() for p in sorted(files, key=lambda p: p.name)]
+
+    def delivered(self) -> dict[str, int]:
+        """Number of messages in each listed user's mailbox."""
+        return {u: len(self.mailbox(u)) for u in self.users}
+
+
+def _port_taken(port: int, host: str = LOCALHOST) -> bool:
+    """True when binding host:port fails with EADDRINUSE (with SO_REUSEADDR, as Postfix's
+    master binds, so a connection in TIME_WAIT does not count)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return False
+        except OSError as e:
+            return e.errno == errno.EADDRINUSE
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group `pgid`, read from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
