@@ -172,10 +172,12 @@ check_mode field::mode() const {
 }
 
 std::string field::network_text() const {
-    const auto& value = text(R"(an address or network like "192.0.2.0/24")");
-    if (!policy::network::parse(value)) {
+    const auto& value = text(R"(an address, network or host name like "192.0.2.0/24")");
+    // A host name or domain ("mx.example.org", "example.org") matches the client's verified
+    // reverse name; it needs server.reverse_lookup (checked after the whole file is read).
+    if (!policy::network::parse(value) && !is_domain_name(value)) {
         fail(R"(expected an IP address or network like "192.0.2.0/24" or "2001:db8::/32")"
-             R"( with the host bits clear, got )"
+             R"( with the host bits clear, or a host or domain name, got )"
              + quote_value(value));
     }
     return value;

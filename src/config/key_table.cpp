@@ -38,6 +38,16 @@ constexpr std::array key_table{
              }},
     key_spec{"server", "shutdown_grace",
              [](const field& f, settings& s) { s.server.shutdown_grace = f.duration_in(0s, 1h); }},
+    key_spec{"server", "reverse_lookup",
+             [](const field& f, settings& s) { s.server.reverse_lookup = f.boolean(); }},
+    key_spec{"server", "reverse_lookup_timeout",
+             [](const field& f, settings& s) {
+                 s.server.reverse_lookup_timeout = f.duration_in(100ms, 60s);
+             }},
+    key_spec{"server", "resolver_threads",
+             [](const field& f, settings& s) {
+                 s.server.resolver_threads = static_cast<std::size_t>(f.integer_in(1, 64));
+             }},
     key_spec{"server", "accept_rate",
              [](const field& f, settings& s) {
                  s.server.accept_rate = static_cast<std::uint32_t>(f.integer_in(0, 1'000'000));
@@ -343,8 +353,14 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
         }
         // One rule per network, found in a hash set: tens of thousands of rules load in
         // linear time.
-        const auto [twin, fresh] =
-            seen.emplace(policy::network::parse(r.match)->to_string(), r.origin);
+        const auto net = policy::network::parse(r.match);
+        std::string canonical = net ? net->to_string() : r.match;
+        if (!net) {
+            std::transform(canonical.begin(), canonical.end(), canonical.begin(), [](char c) {
+                return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+            });
+        }
+        const auto [twin, fresh] = seen.emplace(canonical, r.origin);
         if (!fresh) {
             problems.push_back(at(
                 source, table.source().begin, prefix + ".match",

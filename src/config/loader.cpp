@@ -12,6 +12,7 @@
 
 #include "field.hpp"
 #include "key_table.hpp"
+#include "smtpgate/policy/address.hpp"
 
 namespace smtpgate::config {
 
@@ -191,6 +192,19 @@ settings load_string(std::string_view toml_text, std::string_view source_name) {
         } else {
             problems.push_back(at(source_name, value.source().begin, name,
                                   "expected a table [" + name + "], got " + describe(value)));
+        }
+    }
+    // A rule that matches by name needs reverse lookups, or it would never match.
+    if (!out.server.reverse_lookup) {
+        for (const auto& r : out.rules) {
+            if (!policy::network::parse(r.match)) {
+                const auto colon = r.origin.rfind(':');
+                const std::size_t line =
+                    colon == std::string::npos ? 0 : std::stoul(r.origin.substr(colon + 1));
+                problems.push_back({std::string(source_name), line, 1, "rule.match",
+                                    "matches the host name " + quote_value(r.match)
+                                        + ", which needs server.reverse_lookup = true"});
+            }
         }
     }
     if (!problems.empty()) {

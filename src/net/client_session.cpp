@@ -119,6 +119,15 @@ asio::awaitable<void> client_session::run() {
         end_reason_ = "client_reset";
     }
 
+    if (!ec && owner_.resolver() != nullptr) {
+        // Before admission: rules may match the client's host name or domain.
+        client_name_ = co_await owner_.resolver()->lookup(unmapped(remote.address()),
+                                                          settings_->server.reverse_lookup_timeout);
+        ops::log(ops::level::debug, "client_name")
+            .kv("session", id_)
+            .kv("client", client_text_)
+            .kv("name", client_name_.empty() ? std::string("unknown") : client_name_);
+    }
     if (!ec) admit(remote);
     if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
     // Only a client that passed admission and the greet pause costs a backend connection.

@@ -25,12 +25,14 @@ void client_session::log_verdict(const policy::verdict& v) {
         line.kv("observed", v.observed).kv("limit", v.limit);
     }
     if (!admission_.key_text.empty()) line.kv("key", admission_.key_text);
+    if (!client_name_.empty()) line.kv("client_name", client_name_);
     if (v.act == policy::action::tempfail) line.kv("action", "tempfail");
     if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
 }
 
 void client_session::admit(const tcp::endpoint& remote) {
-    admission_ = owner_.admission().admit(client_address_of(remote.address()), wall_now());
+    admission_ =
+        owner_.admission().admit(client_address_of(remote.address()), wall_now(), client_name_);
     for (const auto& v : admission_.would_block)
         log_verdict(v);
     const auto& d = admission_.decision;

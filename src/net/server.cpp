@@ -50,6 +50,12 @@ server::server(asio::io_context& io, config::settings settings)
       store_(settings_->state.max_entries),
       admission_(*settings_, store_, connections_),
       transactions_(*settings_, store_) {
+    if (settings_->server.reverse_lookup) {
+        // At most 64 lookups waiting per thread: past that, clients go nameless rather than
+        // queueing behind a dead DNS server.
+        resolver_ = std::make_unique<reverse_resolver>(io, settings_->server.resolver_threads,
+                                                       settings_->server.resolver_threads * 64);
+    }
     hostname_ =
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;

@@ -48,12 +48,13 @@ verdict admission::refuse(const smtp::named_reply& terminate_reply, std::string_
     return v;
 }
 
-admission_result admission::admit(const client_address& client, time_point now) {
+admission_result admission::admit(const client_address& client, time_point now,
+                                  std::string_view hostname) {
     admission_result result;
     const std::string key = client_key(client, prefixes_);
     result.key = key;
     result.key_text = client_key_text(client, prefixes_);
-    result.rule = rules_.find(client);
+    result.rule = rules_.find(client, hostname);
     const config::rule* r = result.rule;
 
     // Settles one check: enforce decides, observe reports and goes on.

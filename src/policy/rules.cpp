@@ -20,7 +20,22 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
     for (std::size_t i = 0; i < rules_.size(); ++i) {
         const auto& r = rules_[i];
         const auto net = network::parse(r.match);
-        if (!net) throw std::invalid_argument(r.origin + ": not a network: " + r.match);
+        if (!net) {
+            std::string name = r.match;
+            std::transform(name.begin(), name.end(), name.begin(), [](char c) {
+                return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+            });
+            if (name.empty() || name.find_first_of(" /:@") != std::string::npos) {
+                throw std::invalid_argument(r.origin + ": not a network or host name: " + r.match);
+            }
+            const auto [twin, fresh] = names_.emplace(name, i);
+            if (!fresh) {
+                throw std::invalid_argument(r.origin + ": rule for " + name
+                                            + " repeats the rule at "
+                                            + rules_[twin->second].origin);
+            }
+            continue;
+        }
         const auto [it, inserted] = index_.emplace(key_of(net->base, net->prefix), i);
         if (!inserted) {
             throw std::invalid_argument(r.origin + ": rule for " + net->to_string()
@@ -35,8 +50,29 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
     std::sort(v6_prefixes_.begin(), v6_prefixes_.end(), std::greater<>());
 }
 
-const config::rule* rule_table::find(const client_address& a) const {
-    for (const int prefix : a.ipv6 ? v6_prefixes_ : v4_prefixes_) {
+const config::rule* rule_table::find(const client_address& a, std::string_view hostname) const {
+    const auto& prefixes = a.ipv6 ? v6_prefixes_ : v4_prefixes_;
+    const int full = a.width();
+    if (!prefixes.empty() && prefixes.front() == full) {
+        if (const auto it = index_.find(key_of(a, full)); it != index_.end())
+            return &rules_[it->second];
+    }
+    if (!names_.empty() && !hostname.empty()) {
+        std::string name(hostname);
+        std::transform(name.begin(), name.end(), name.begin(), [](char c) {
+            return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+        });
+        // The host, then each parent domain: "mx1.example.org", "example.org", "org".
+        for (std::string_view n = name;;) {
+            if (const auto it = names_.find(std::string(n)); it != names_.end())
+                return &rules_[it->second];
+            const auto dot = n.find('.');
+            if (dot == std::string_view::npos) break;
+            n.remove_prefix(dot + 1);
+        }
+    }
+    for (const int prefix : prefixes) {
+        if (prefix == full) continue;
         const auto it = index_.find(key_of(a.masked(prefix), prefix));
         if (it != index_.end()) return &rules_[it->second];
     }

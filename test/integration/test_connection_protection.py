@@ -5,9 +5,10 @@ source address, so per-client limits can be told apart. Every refused client mus
 backend nothing: the backend's connection count is asserted each time.
 """
 
+import subprocess
 import unittest
 
-from harness import IntegrationCase, SmtpClient
+from harness import IntegrationCase, Proxy, SmtpClient, smtpgate_binary, to_toml
 
 
 class ConnectionProtectionCase(IntegrationCase):
@@ -156,6 +157,33 @@ class AccessRuleTest(ConnectionProtectionCase):
         self.assertClosed(denied)
         self.session_ok(gate, "127.0.0.6")
         self.assertEqual(backend.connections_opened, 1)
+
+
+class HostNameRuleTest(ConnectionProtectionCase):
+    def test_a_rule_matches_the_forward_confirmed_host_name(self):
+        # /etc/hosts names 127.0.0.1 "localhost" (and localhost back to 127.0.0.1); 127.0.0.2
+        # has no name. The lookups go through nsswitch like any other, on the resolver pool.
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {
+            "server": {"reverse_lookup": True, "reverse_lookup_timeout": "5s"},
+            "rule": [{"match": "localhost", "action": "deny"}],
+        })
+        named = self.client(gate, "127.0.0.1")
+        self.assertReply(named.read_reply(), "554 5.7.1", "client named localhost")
+        self.assertClosed(named)
+        gate.wait_log(r"reject session=\S+ client=127\.0\.0\.1:\d+ reason=access code=554 .*client_name=localhost")
+        self.session_ok(gate, "127.0.0.2")
+        self.assertEqual(backend.connections_opened, 1)
+
+    def test_a_name_rule_without_reverse_lookups_is_a_configuration_error(self):
+        backend = self.recording_backend()
+        proxy = Proxy(backend.address, {"rule": [{"match": "localhost", "action": "deny"}]})
+        self.addCleanup(proxy.cleanup_files)
+        proxy.config_path.write_text(to_toml(proxy.config))
+        check = subprocess.run([smtpgate_binary(), "--check-config", "--config", str(proxy.config_path)],
+                               capture_output=True, text=True, timeout=30)
+        self.assertEqual(check.returncode, 1, f"exit status; stderr {check.stderr!r}")
+        self.assertIn("needs server.reverse_lookup = true", check.stderr)
 
 
 class AcceptRateTest(ConnectionProtectionCase):

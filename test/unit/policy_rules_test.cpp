@@ -196,7 +196,7 @@ TEST_CASE("policy/rules - two rules for one network throw naming both origins") 
 
 TEST_CASE("policy/rules - a match that is not a network throws naming its origin") {
     for (const std::string bad :
-         {"192.0.2.1/24", "192.0.2.0/33", "mx.example.org", "", "2001:db8::1/64"}) {
+         {"192.0.2.1/24", "192.0.2.0/33", "not a name", "", "2001:db8::1/64", "a@b.example"}) {
         CAPTURE(bad);
         std::string message;
         try {
@@ -283,4 +283,30 @@ TEST_CASE("policy/rules - a more specific rule wins over a /24 that also holds /
                              {"10.0.0.7", "net"},
                              {"10.0.0.4", "net"},
                          });
+}
+
+TEST_CASE(
+    "policy/rules - host and domain names: exact address, then name, then parents, then networks") {
+    const rule_table table({make_rule("192.0.2.0/24", "net24"), make_rule("example.org", "domain"),
+                            make_rule("MX1.Example.ORG", "host"), make_rule("192.0.2.7", "exact")});
+    CHECK(table.has_name_rules());
+    struct name_case {
+        const char* address;
+        const char* hostname;
+        const char* want;
+    };
+    const std::vector<name_case> cases{
+        {"192.0.2.7", "mx1.example.org", "exact"},     {"192.0.2.8", "mx1.example.org", "host"},
+        {"192.0.2.8", "MX1.EXAMPLE.ORG", "host"},      {"192.0.2.8", "mx2.example.org", "domain"},
+        {"192.0.2.8", "a.b.example.org", "domain"},    {"192.0.2.8", "example.org", "domain"},
+        {"192.0.2.8", "example.net", "net24"},         {"192.0.2.8", "", "net24"},
+        {"198.51.100.1", "mx9.example.org", "domain"}, {"198.51.100.1", "", nullptr},
+        {"198.51.100.1", "badexample.org", nullptr},
+    };
+    for (const auto& c : cases) {
+        const auto* got = table.find(*client_address::parse(c.address), c.hostname);
+        INFO(c.address << " named " << c.hostname << ": got " << (got ? got->origin : "none")
+                       << ", want " << (c.want ? c.want : "none"));
+        CHECK((got == nullptr ? std::string("none") : got->origin) == (c.want ? c.want : "none"));
+    }
 }

@@ -72,6 +72,13 @@ struct server_settings {
     /// New sessions per second across all clients; more wait their turn (sendmail
     /// ConnectionRateThrottle). 0 = off.
     std::uint32_t accept_rate = 0;
+    /// Look up each client's host name (PTR, confirmed by a forward lookup) so [[rule]] can
+    /// match names and domains. Lookups run on `resolver_threads` threads; one that takes
+    /// longer than `reverse_lookup_timeout` leaves the client nameless (name rules do not
+    /// match; address rules still do).
+    bool reverse_lookup = false;
+    duration reverse_lookup_timeout = 5s;
+    std::size_t resolver_threads = 4;
 };
 
 struct backend_settings {

@@ -137,6 +137,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     steady_clock::time_point session_deadline_;
     steady_clock::time_point line_deadline_{};
     std::string client_text_;
+    std::string client_name_;  // verified reverse name, "" when unknown or lookups are off
     std::string end_reason_;
     std::list<client_session*>::iterator registry_entry_;
     bool backend_connected_ = false;

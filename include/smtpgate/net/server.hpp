@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/net/reverse_resolver.hpp"
 #include "smtpgate/policy/admission.hpp"
 #include "smtpgate/policy/transaction.hpp"
 #include "smtpgate/state/memory_store.hpp"
@@ -52,6 +53,8 @@ class server {
 
     /// Admission checks and the per-client state they keep.
     policy::admission& admission() { return admission_; }
+    /// Reverse lookups of clients, or null when server.reverse_lookup is off.
+    reverse_resolver* resolver() { return resolver_.get(); }
     /// HELO, sender and rate checks inside sessions, over the same limiter state.
     policy::transaction_checks& transactions() { return transactions_; }
 
@@ -80,6 +83,7 @@ class server {
     state::concurrency_table connections_;
     policy::admission admission_;
     policy::transaction_checks transactions_;
+    std::unique_ptr<reverse_resolver> resolver_;
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;

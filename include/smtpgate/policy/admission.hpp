@@ -58,7 +58,8 @@ class admission {
 
     /// The verdict for a new connection. Whatever it says, the caller calls release() when the
     /// connection closes: a refused client holds its slot until it is gone.
-    admission_result admit(const client_address& client, time_point now);
+    admission_result admit(const client_address& client, time_point now,
+                           std::string_view hostname = {});
     /// Counts an unknown recipient against the client network (the session engine found one).
     /// Over the block level the network goes into the penalty box (enforce mode).
     bad_recipient_verdict record_bad_recipient(const admission_result& client, time_point now);
