@@ -354,12 +354,7 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
         // One rule per network, found in a hash set: tens of thousands of rules load in
         // linear time.
         const auto net = policy::network::parse(r.match);
-        std::string canonical = net ? net->to_string() : r.match;
-        if (!net) {
-            std::transform(canonical.begin(), canonical.end(), canonical.begin(), [](char c) {
-                return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
-            });
-        }
+        const std::string canonical = net ? net->to_string() : policy::lower_ascii(r.match);
         const auto [twin, fresh] = seen.emplace(canonical, r.origin);
         if (!fresh) {
             problems.push_back(at(

@@ -7,9 +7,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <algorithm>
 #include <cstring>
 #include <memory>
+
+#include "smtpgate/policy/address.hpp"
 
 namespace smtpgate::net {
 
@@ -73,10 +74,7 @@ std::string reverse_resolver::confirmed_name(const asio::ip::address& address) {
     }
     freeaddrinfo(found);
     if (!confirmed) return {};
-    std::string name(host);
-    std::transform(name.begin(), name.end(), name.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; });
-    return name;
+    return policy::lower_ascii(host);
 }
 
 asio::awaitable<std::string> reverse_resolver::lookup(asio::ip::address address,

@@ -87,6 +87,14 @@ std::string client_key(const client_address& a, const key_prefixes& prefixes) {
     return key;
 }
 
+std::string lower_ascii(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    }
+    return out;
+}
+
 std::string client_key_text(const client_address& a, const key_prefixes& prefixes) {
     const int prefix = a.ipv6 ? prefixes.ipv6 : prefixes.ipv4;
     if (prefix == a.width()) return a.to_string();

@@ -21,10 +21,7 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
         const auto& r = rules_[i];
         const auto net = network::parse(r.match);
         if (!net) {
-            std::string name = r.match;
-            std::transform(name.begin(), name.end(), name.begin(), [](char c) {
-                return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-            });
+            const std::string name = lower_ascii(r.match);
             if (name.empty() || name.find_first_of(" /:@") != std::string::npos) {
                 throw std::invalid_argument(r.origin + ": not a network or host name: " + r.match);
             }
@@ -58,10 +55,7 @@ const config::rule* rule_table::find(const client_address& a, std::string_view h
             return &rules_[it->second];
     }
     if (!names_.empty() && !hostname.empty()) {
-        std::string name(hostname);
-        std::transform(name.begin(), name.end(), name.begin(), [](char c) {
-            return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-        });
+        const std::string name = lower_ascii(hostname);
         // The host, then each parent domain: "mx1.example.org", "example.org", "org".
         for (std::string_view n = name;;) {
             if (const auto it = names_.find(std::string(n)); it != names_.end())

@@ -24,14 +24,6 @@ verdict settle(verdict v, config::check_mode m) {
 
 }  // namespace
 
-std::string lower_ascii(std::string_view text) {
-    std::string out(text);
-    std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-    });
-    return out;
-}
-
 exception_table::exception_table(const std::vector<config::interval_exception>& entries) {
     for (const auto& e : entries) {
         const std::string m = lower_ascii(e.match);

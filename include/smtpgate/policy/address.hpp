@@ -56,4 +56,8 @@ std::string client_key(const client_address& a, const key_prefixes& prefixes);
 /// The same key, readable: "192.0.2.1" or "2001:db8:1:2::/64".
 std::string client_key_text(const client_address& a, const key_prefixes& prefixes);
 
+/// ASCII lower case: host names, domains and the keys made from them compare
+/// case-insensitively (RFC 5321 2.4); other bytes are left alone.
+std::string lower_ascii(std::string_view text);
+
 }  // namespace smtpgate::policy

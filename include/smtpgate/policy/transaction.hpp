@@ -69,7 +69,4 @@ class transaction_checks {
     state::limiter_store& store_;
 };
 
-/// Lower-cases ASCII, for keys: HELO names and domains compare case-insensitively.
-std::string lower_ascii(std::string_view text);
-
 }  // namespace smtpgate::policy
