@@ -1,5 +1,6 @@
 #include "smtpgate/net/server.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
@@ -66,9 +67,12 @@ server::server(asio::io_context& io, config::settings settings)
         static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
 }
 
-server::~server() = default;
+server::~server() {
+    if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
 
 void server::start() {
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (const auto& ep : settings_->server.listen) {
         const tcp::endpoint endpoint(asio::ip::make_address(ep.host), ep.port);
         auto acceptor = std::make_unique<tcp::acceptor>(io_);
@@ -96,9 +100,10 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
         auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
         if (draining_ || ec == errc::operation_aborted) co_return;
         if (ec) {
-            ops::log(ops::level::warning, "accept_error").kv("error", ec.message());
-            if (ec == errc::no_descriptors || ec.value() == ENFILE || ec == errc::no_buffer_space
-                || ec == errc::no_memory) {
+            const bool out_of_descriptors = ec == errc::no_descriptors || ec.value() == ENFILE;
+            log_accept_error(ec);
+            if (out_of_descriptors) refuse_with_reserve(acceptor);
+            if (out_of_descriptors || ec == errc::no_buffer_space || ec == errc::no_memory) {
                 backoff.expires_after(accept_backoff);
                 co_await backoff.async_wait(use_tuple);
             }
@@ -121,6 +126,35 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     }
 }
 
+void server::log_accept_error(const error_code& ec) {
+    // Descriptor exhaustion repeats every back-off: one line a second, with the count.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_accept_error_log_ < std::chrono::seconds(1)) {
+        ++accept_errors_suppressed_;
+        return;
+    }
+    ops::log(ops::level::warning, "accept_error")
+        .kv("error", ec.message())
+        .kv("suppressed", accept_errors_suppressed_);
+    last_accept_error_log_ = now;
+    accept_errors_suppressed_ = 0;
+}
+
+void server::refuse_with_reserve(tcp::acceptor& acceptor) {
+    // OpenSMTPD's descriptor reserve: give back the spare descriptor, accept one waiting
+    // client with it, tell it to come back later, close, and take the spare again. Waiting
+    // clients get a 421 instead of silence while the table is full.
+    if (reserve_fd_ < 0) return;
+    ::close(reserve_fd_);
+    reserve_fd_ = -1;
+    error_code ec;
+    acceptor.non_blocking(true, ec);
+    tcp::socket socket(io_);
+    acceptor.accept(socket, ec);
+    if (!ec) refuse(socket, false, "descriptors");
+    reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
 asio::awaitable<void> server::pace_accepts(asio::steady_timer& timer) {
     // sendmail ConnectionRateThrottle: past the rate, accepting waits its turn; connections
     // queue in the kernel's backlog instead of being refused. A GCRA with a burst of one
@@ -136,13 +170,13 @@ asio::awaitable<void> server::pace_accepts(asio::steady_timer& timer) {
     policy::gcra_consume(accept_tat_, rate, now + d.retry_after);
 }
 
-void server::refuse(tcp::socket& socket, bool observe_only) {
+void server::refuse(tcp::socket& socket, bool observe_only, std::string_view reason) {
     error_code ec;
     const auto remote = socket.remote_endpoint(ec);
     ops::log(ops::level::warning, observe_only ? "would_reject" : "reject")
         .kv("session", next_session_id())
         .kv("client", ec ? std::string("unknown") : remote.address().to_string())
-        .kv("reason", "max_connections")
+        .kv("reason", reason)
         .kv("code", smtp::replies::too_many_connections.code)
         .kv("observed", sessions_.size())
         .kv("limit", settings_->server.max_connections);

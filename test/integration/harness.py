@@ -24,6 +24,7 @@ import logging
 import os
 import pwd
 import re
+import resource
 import select
 import shutil
 import signal
@@ -1121,7 +1122,9 @@ class Proxy:
     """
 
     def __init__(self, backend_address: str, overrides: dict | None = None,
-                 listen_host: str = LOCALHOST):
+                 listen_host: str = LOCALHOST, max_open_files: int | None = None):
+        # `max_open_files` lowers RLIMIT_NOFILE for the proxy, to test descriptor exhaustion.
+        self.max_open_files = max_open_files
         self.host = listen_host
         self.port = free_port(listen_host)
         self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-proxy-"))
@@ -1146,9 +1149,16 @@ class Proxy:
         for attempt in range(3):
             self.config_path.write_text(to_toml(self.config))
             with open(self.log_path, "wb") as err, open(self.stdout_path, "wb") as out:
+                limit = self.max_open_files
+
+                def prepare_child() -> None:
+                    die_with_parent()
+                    if limit is not None:
+                        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
                 self.proc = subprocess.Popen([binary, "--config", str(self.config_path)],
                                              stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                             start_new_session=True, preexec_fn=die_with_parent)
+                                             start_new_session=True, preexec_fn=prepare_child)
             try:
                 wait_listening(self.port, what="smtpgate", proc=self.proc)
                 return self

@@ -15,11 +15,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
@@ -66,7 +68,10 @@ class server {
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
     asio::awaitable<void> watch_signals();
     asio::awaitable<void> grace_period();
-    void refuse(tcp::socket& socket, bool observe_only);
+    void refuse(tcp::socket& socket, bool observe_only,
+                std::string_view reason = "max_connections");
+    void refuse_with_reserve(tcp::acceptor& acceptor);
+    void log_accept_error(const boost::system::error_code& ec);
     asio::awaitable<void> pace_accepts(asio::steady_timer& timer);
     void stop_sessions();
     std::string next_session_id();
@@ -87,6 +92,9 @@ class server {
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;
+    int reserve_fd_ = -1;  // a spare descriptor for refusing clients when none are left
+    std::chrono::steady_clock::time_point last_accept_error_log_{};
+    std::uint64_t accept_errors_suppressed_ = 0;
     bool draining_ = false;
     bool stopping_ = false;
 };
