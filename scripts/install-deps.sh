@@ -11,7 +11,8 @@ build_pkgs=(
   clang clang-format libclang-rt-14-dev
 )
 test_pkgs=(
-  postfix swaks libio-socket-inet6-perl python3 python3-aiosmtpd curl openssl procps
+  postfix swaks libio-socket-inet6-perl libnet-ssleay-perl libio-socket-ssl-perl
+  python3 python3-aiosmtpd curl openssl procps
   nginx-light libnginx-mod-mail
 )
 

@@ -14,6 +14,7 @@
 #include "smtpgate/config/loader.hpp"
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
+#include "smtpgate/net/tls_context.hpp"
 #include "smtpgate/ops/learn.hpp"
 #include "smtpgate/ops/log.hpp"
 
@@ -137,11 +138,23 @@ int main(int argc, char** argv) {
     }
 
     if (vm.count("check-config")) {
+        if (settings.tls.enabled()) {
+            // The files are part of the configuration: a key that does not match its
+            // certificate must fail here, not at the first STARTTLS.
+            try {
+                net::make_server_context(settings.tls);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "smtpgate: %s\n", e.what());
+                return 1;
+            }
+        }
         std::string listen;
         for (const auto& ep : settings.server.listen)
             listen += (listen.empty() ? "" : ", ") + ep.to_string();
-        std::cout << fmt::format("{}: configuration is valid\n  listen:  {}\n  backend: {}\n",
-                                 settings.source, listen, settings.backend.address.to_string());
+        std::cout << fmt::format(
+            "{}: configuration is valid\n  listen:  {}\n  backend: {}\n  tls:     {}\n",
+            settings.source, listen, settings.backend.address.to_string(),
+            settings.tls.enabled() ? settings.tls.certificate : std::string("off"));
         return 0;
     }
 

@@ -183,4 +183,33 @@ std::string field::network_text() const {
     return value;
 }
 
+std::vector<std::string> field::networks() const {
+    const auto* array = node_.as_array();
+    if (array == nullptr) {
+        fail(R"(expected an array of networks like ["10.0.0.0/8", "2001:db8::/32"], got )"
+             + describe(node_));
+    }
+    std::vector<std::string> result;
+    for (std::size_t i = 0; i < array->size(); ++i) {
+        const field element((*array)[i], key_ + "[" + std::to_string(i) + "]");
+        const auto& value = element.text(R"(an address or network like "10.0.0.0/8")");
+        const auto parsed = policy::network::parse(value);
+        if (!parsed) {
+            element.fail(R"(expected an IP address or network like "10.0.0.0/8" with the host )"
+                         R"(bits clear, got )"
+                         + quote_value(value));
+        }
+        if (std::find(result.begin(), result.end(), value) != result.end())
+            element.fail(quote_value(value) + " is listed twice");
+        result.push_back(value);
+    }
+    return result;
+}
+
+std::string field::path_or_empty() const {
+    const auto& value = text("a file path");
+    if (value.find('\0') != std::string::npos) fail("a path cannot contain NUL");
+    return value;
+}
+
 }  // namespace smtpgate::config

@@ -96,6 +96,12 @@ class field {
     /// An IPv4/IPv6 address or network in CIDR form, host bits clear.
     std::string network_text() const;
 
+    /// An array of IPv4/IPv6 addresses or CIDR networks (host bits clear), without duplicates.
+    std::vector<std::string> networks() const;
+
+    /// A file path (not checked for existence: the files are read where they are used), or "".
+    std::string path_or_empty() const;
+
     /// An inline table whose keys are all in `names`; `read` gets each key and its field.
     template <typename Read>
     void inline_table(std::initializer_list<std::string_view> names, Read read) const {

@@ -15,14 +15,10 @@ namespace smtpgate::config {
 namespace {
 
 void read_identity(const field& f, settings& s) {
-    // XCLIENT needs the backend's EHLO capability check and its own reply handling.
-    if (const auto* v = f.node().as_string(); v != nullptr && v->get() == "xclient") {
-        f.fail(R"("xclient" is not implemented in this version; use "none", "proxy-v1" or )"
-               R"("proxy-v2")");
-    }
     s.backend.identity = f.choice<identity_mode>({{"none", identity_mode::none},
                                                   {"proxy-v1", identity_mode::proxy_v1},
-                                                  {"proxy-v2", identity_mode::proxy_v2}});
+                                                  {"proxy-v2", identity_mode::proxy_v2},
+                                                  {"xclient", identity_mode::xclient}});
 }
 
 // The one list of keys: reading, the unknown-key check and known_keys() all use it.
@@ -53,6 +49,13 @@ constexpr std::array key_table{
                  s.server.accept_rate = static_cast<std::uint32_t>(f.integer_in(0, 1'000'000));
              }},
 
+    key_spec{"server", "trusted_proxies",
+             [](const field& f, settings& s) { s.server.trusted_proxies = f.networks(); }},
+    key_spec{"server", "proxy_header_timeout",
+             [](const field& f, settings& s) {
+                 s.server.proxy_header_timeout = f.duration_in(100ms, 60s);
+             }},
+
     key_spec{"backend", "address",
              [](const field& f, settings& s) { s.backend.address = f.address(true); }},
     key_spec{"backend", "identity", read_identity},
@@ -64,6 +67,18 @@ constexpr std::array key_table{
     key_spec{
         "backend", "data_reply_timeout",
         [](const field& f, settings& s) { s.backend.data_reply_timeout = f.duration_in(1s, 2h); }},
+
+    key_spec{"tls", "certificate",
+             [](const field& f, settings& s) { s.tls.certificate = f.path_or_empty(); }},
+    key_spec{"tls", "key", [](const field& f, settings& s) { s.tls.key = f.path_or_empty(); }},
+    key_spec{"tls", "min_version",
+             [](const field& f, settings& s) {
+                 s.tls.min_version = f.choice<tls_version>(
+                     {{"1.2", tls_version::v1_2}, {"1.3", tls_version::v1_3}});
+             }},
+    key_spec{
+        "tls", "handshake_timeout",
+        [](const field& f, settings& s) { s.tls.handshake_timeout = f.duration_in(1s, 5min); }},
 
     key_spec{"timeouts", "command",
              [](const field& f, settings& s) { s.timeouts.command = f.duration_in(1s, 1h); }},

@@ -207,6 +207,15 @@ settings load_string(std::string_view toml_text, std::string_view source_name) {
             }
         }
     }
+    // STARTTLS needs both halves of the key pair; one alone is a half-done edit.
+    if (out.tls.certificate.empty() != out.tls.key.empty()) {
+        const auto* tls = root.get("tls");
+        const auto where = tls != nullptr ? tls->source().begin : toml::source_position{};
+        problems.push_back(at(source_name, where, "tls",
+                              out.tls.key.empty()
+                                  ? "certificate is set but key is not; STARTTLS needs both"
+                                  : "key is set but certificate is not; STARTTLS needs both"));
+    }
     if (!problems.empty()) {
         std::stable_sort(problems.begin(), problems.end(), [](const auto& a, const auto& b) {
             return std::pair{a.line, a.column} < std::pair{b.line, b.column};

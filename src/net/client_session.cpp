@@ -32,22 +32,6 @@ constexpr std::size_t message_chunk = 64 * 1024;
 // a client that stops reading must not hold the session open.
 constexpr auto goodbye_timeout = std::chrono::seconds(5);
 
-std::string endpoint_text(const tcp::endpoint& ep) {
-    const auto addr = ep.address();
-    return addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(ep.port())
-                        : addr.to_string() + ":" + std::to_string(ep.port());
-}
-
-smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
-    const auto a = client_address_of(ep.address());
-    smtp::proxy_address p;
-    p.ipv6 = a.ipv6;
-    p.bytes = a.bytes;
-    p.port = ep.port();
-    p.text = unmapped(ep.address()).to_string();
-    return p;
-}
-
 }  // namespace
 
 client_session::client_session(server& owner, tcp::socket client,
@@ -107,33 +91,62 @@ asio::awaitable<void> client_session::run() {
     started_ = steady_clock::now();
     session_deadline_ = started_ + settings_->timeouts.session;
     error_code ec, local_ec;
-    const auto remote = client_.remote_endpoint(ec);
-    client_text_ = ec ? "unknown" : endpoint_text(remote);
-    const auto local = client_.local_endpoint(local_ec);
-    ops::log(ops::level::info, "connect")
-        .kv("session", id_)
-        .kv("client", client_text_)
-        .kv("server", local_ec ? std::string("unknown") : endpoint_text(local));
+    client_endpoint_ = client_.remote_endpoint(ec);
+    server_endpoint_ = client_.local_endpoint(local_ec);
+    std::string proxy_failure;
     if (ec) {
         client_gone_ = true;  // reset before we could even look at it
         end_reason_ = "client_reset";
+        client_text_ = "unknown";
+    } else {
+        client_text_ = endpoint_text(client_endpoint_);
+        if (owner_.trusted_proxy(client_address_of(client_endpoint_.address()))) {
+            // A load balancer: its header names the client, and nothing happens before it.
+            via_text_ = client_text_;
+            proxy_header_checked_ = true;
+            proxy_failure = co_await read_proxy_header();
+            client_text_ = endpoint_text(client_endpoint_);
+        }
+    }
+    {
+        auto line = ops::log(ops::level::info, "connect");
+        line.kv("session", id_)
+            .kv("client", client_text_)
+            .kv("server", local_ec ? std::string("unknown") : endpoint_text(server_endpoint_));
+        if (!via_text_.empty()) line.kv("via", via_text_);
+    }
+    if (!proxy_failure.empty()) {
+        // A health check that connects and closes is routine; anything else is not.
+        ops::log(proxy_failure == "eof" ? ops::level::info : ops::level::warning, "proxy_header")
+            .kv("session", id_)
+            .kv("client", client_text_)
+            .kv("reason", proxy_failure);
+        ec = boost::asio::error::invalid_argument;
+        client_gone_ = true;
+        end_reason_ = "proxy_header";
     }
 
     if (!ec && owner_.resolver() != nullptr) {
         // Before admission: rules may match the client's host name or domain.
-        client_name_ = co_await owner_.resolver()->lookup(unmapped(remote.address()),
+        client_name_ = co_await owner_.resolver()->lookup(unmapped(client_endpoint_.address()),
                                                           settings_->server.reverse_lookup_timeout);
         ops::log(ops::level::debug, "client_name")
             .kv("session", id_)
             .kv("client", client_text_)
             .kv("name", client_name_.empty() ? std::string("unknown") : client_name_);
     }
-    if (!ec) admit(remote);
+    if (!ec) admit(client_endpoint_);
     if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
     // Only a client that passed admission and the greet pause costs a backend connection.
     if (proceeding() && !engine_.answering_locally()) {
         co_await connect_backend();
-        if (proceeding()) co_await read_backend_reply(true);
+        if (proceeding()) {
+            if (settings_->backend.identity == config::identity_mode::xclient) {
+                co_await introduce_client();
+            } else {
+                co_await read_backend_reply(true);
+            }
+        }
     }
     while (proceeding())
         co_await relay_loop();
@@ -199,28 +212,13 @@ asio::awaitable<void> client_session::connect_backend() {
     }
     backend_connected_ = true;
     backend_.set_option(tcp::no_delay(true), ec);
-
-    if (cfg.identity != config::identity_mode::none) {
-        error_code e1, e2;
-        const auto src = client_.remote_endpoint(e1);
-        const auto dst = client_.local_endpoint(e2);
-        if (e1 || e2) {
-            client_gone_ = true;
-            end_reason_ = "client_reset";
-            co_return;
-        }
-        const auto s = proxy_address_of(src);
-        const auto d = proxy_address_of(dst);
-        std::string header = cfg.identity == config::identity_mode::proxy_v1
-                                 ? smtp::encode_proxy_v1(s, d)
-                                 : smtp::encode_proxy_v2(s, d);
-        if (!co_await flush_backend_bytes(header)) co_return;
-    }
+    co_await send_proxy_header();
 }
 
 asio::awaitable<bool> client_session::flush_backend_bytes(std::string& bytes) {
     if (bytes.empty()) co_return true;
-    const auto r = co_await write_all(backend_, bytes, capped(settings_->backend.reply_timeout));
+    const auto r =
+        co_await write_all(side::backend, bytes, capped(settings_->backend.reply_timeout));
     if (r.ec) {
         on_io_failure(r, session::deadline::backend_reply, true);
         co_return false;
@@ -255,7 +253,7 @@ asio::awaitable<void> client_session::flush_client() {
 asio::awaitable<bool> client_session::write_client(std::string& bytes) {
     if (bytes.empty()) co_return true;
     const std::size_t n = bytes.size();
-    const auto r = co_await write_all(client_, bytes, capped(settings_->timeouts.command));
+    const auto r = co_await write_all(side::client, bytes, capped(settings_->timeouts.command));
     if (r.ec) {
         bytes.clear();
         engine_.delayed().clear();
@@ -296,7 +294,7 @@ asio::awaitable<void> client_session::read_backend_reply(bool banner) {
             if (!engine_.awaiting_backend() || engine_.closing()) co_return;
             continue;
         }
-        const auto r = co_await read_some(backend_, backend_in_, deadline);
+        const auto r = co_await read_some(side::backend, backend_in_, deadline);
         if (r.ec) {
             on_io_failure(r, session::deadline::backend_reply, true);
             co_return;
@@ -305,6 +303,8 @@ asio::awaitable<void> client_session::read_backend_reply(bool banner) {
 }
 
 asio::awaitable<void> client_session::relay_loop() {
+    if (!proxy_header_checked_ && !client_in_.empty() && refused_untrusted_proxy_header())
+        co_return;
     // 1. Every complete line the client already sent, as far as the engine takes them.
     while (engine_.accepts_lines()) {
         const auto line = client_lines_.next(client_in_);
@@ -327,6 +327,12 @@ asio::awaitable<void> client_session::relay_loop() {
         // more goes to the client.
         log_events();
         awaiting_final_reply_ = false;
+        co_return;
+    }
+    if (engine_.current_phase() == session::phase::tls) {
+        co_await flush_client();  // the 220
+        if (client_gone_) co_return;
+        co_await start_tls();
         co_return;
     }
     if (engine_.current_phase() == session::phase::data) {
@@ -352,7 +358,7 @@ asio::awaitable<void> client_session::read_client_commands() {
         engine_.on_shutdown();
         co_return;
     }
-    const auto r = co_await read_some(client_, client_in_, line_deadline_);
+    const auto r = co_await read_some(side::client, client_in_, line_deadline_);
     idle_ = false;
     if (r.ec == errc::operation_aborted && interrupt_ == interrupt::drain) {
         engine_.on_shutdown();
@@ -378,7 +384,7 @@ asio::awaitable<void> client_session::stream_message() {
             co_return;
         }
         if (result.status == smtp::data_status::done || message_out_.size() >= message_chunk) {
-            const auto w = co_await write_all(backend_, message_out_, deadline);
+            const auto w = co_await write_all(side::backend, message_out_, deadline);
             if (w.ec) {
                 on_io_failure(w, session::deadline::data, true);
                 co_return;
@@ -389,7 +395,7 @@ asio::awaitable<void> client_session::stream_message() {
             awaiting_final_reply_ = true;
             co_return;
         }
-        const auto r = co_await read_some(client_, client_in_, deadline);
+        const auto r = co_await read_some(side::client, client_in_, deadline);
         if (r.ec) {
             on_io_failure(r, session::deadline::data, false);
             co_return;
@@ -415,7 +421,7 @@ asio::awaitable<void> client_session::goodbye() {
         engine_.delayed().clear();
         const std::size_t n = last.size();
         if (n > 0) {
-            const auto r = co_await write_all(client_, last, deadline);
+            const auto r = co_await write_all(side::client, last, deadline);
             if (!r.ec) bytes_out_ += n;
         }
     }
@@ -437,12 +443,31 @@ asio::awaitable<void> client_session::goodbye() {
         client_.shutdown(tcp::socket::shutdown_send, ignored);
         client_in_.clear();
         for (;;) {
-            const auto r = co_await read_some(client_, client_in_, deadline);
+            const auto r = co_await read_some(side::client, client_in_, deadline);
             client_in_.clear();
             if (r.ec) break;
         }
     }
     client_.close(ignored);
+}
+
+bool client_session::refused_untrusted_proxy_header() {
+    proxy_header_checked_ = true;
+    // A whole v2 signature, or "PROXY ": a client's blank first line is not a header.
+    const auto data = client_in_.data();
+    const bool header = data.size() >= 12 ? smtp::looks_like_proxy_header(data.substr(0, 12))
+                                          : data.starts_with("PROXY ");
+    if (!header) return false;
+    // Only server.trusted_proxies may say who the client is; anyone else sending a header is
+    // either misconfigured or trying to borrow an address.
+    ops::log(ops::level::warning, "proxy_header")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("reason", "untrusted");
+    client_gone_ = true;
+    end_reason_ = "proxy_header_untrusted";
+    client_in_.clear();
+    return true;
 }
 
 void client_session::log_events() {

@@ -57,21 +57,25 @@ asio::awaitable<void> client_session::greet_pause() {
         co_await flush_client();
         if (!proceeding()) co_return;
     }
-    const auto r = co_await read_some(client_, client_in_,
-                                      std::min(steady_clock::now() + pause, session_deadline_));
-    if (r.timed_out) co_return;  // a patient client: go on to the banner
-    if (r.ec) {
-        on_io_failure(r, session::deadline::command, false);
-        co_return;
+    // Bytes that came with a load balancer's PROXY header were sent before any banner too.
+    if (client_in_.empty()) {
+        const auto r = co_await read_some(side::client, client_in_,
+                                          std::min(steady_clock::now() + pause, session_deadline_));
+        if (r.timed_out) co_return;  // a patient client: go on to the banner
+        if (r.ec) {
+            on_io_failure(r, session::deadline::command, false);
+            co_return;
+        }
+        bytes_in_ += r.bytes;
     }
-    bytes_in_ += r.bytes;
+    if (!proxy_header_checked_ && refused_untrusted_proxy_header()) co_return;
     const bool observe = settings_->modes.greet_pause == config::check_mode::observe;
     ops::log(ops::level::warning, observe ? "would_reject" : "reject")
         .kv("session", id_)
         .kv("client", client_text_)
         .kv("reason", "pregreet")
         .kv("code", smtp::replies::pregreet.code)
-        .kv("bytes", r.bytes)
+        .kv("bytes", client_in_.size())
         .kv("delay_ms", pause.count());
     if (observe) co_return;
     if (cfg.on_pregreet == config::pregreet_action::drop) {

@@ -10,10 +10,12 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 
 #include "smtpgate/policy/address.hpp"
 #include "smtpgate/policy/rate.hpp"
@@ -43,6 +45,13 @@ inline policy::client_address client_address_of(const boost::asio::ip::address& 
         std::copy(b.begin(), b.end(), a.bytes.begin());
     }
     return a;
+}
+
+/// "192.0.2.1:25" or "[2001:db8::1]:25", IPv4-mapped addresses as IPv4.
+inline std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
+    const auto addr = unmapped(ep.address());
+    return addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(ep.port())
+                        : addr.to_string() + ":" + std::to_string(ep.port());
 }
 
 inline policy::time_point wall_now() {

@@ -1,13 +1,17 @@
 #include "smtpgate/net/client_session.hpp"
 
+#include <openssl/ssl.h>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <string>
 #include <string_view>
+#include <tuple>
 
 #include "client_session_helpers.hpp"
+#include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/log.hpp"
 
 namespace smtpgate::net {
 
@@ -28,22 +32,78 @@ std::string_view error_reason(const error_code& ec) {
 }  // namespace
 
 asio::awaitable<client_session::io_result> client_session::read_some(
-    tcp::socket& socket, smtp::input_buffer& buffer, steady_clock::time_point deadline) {
+    side from, smtp::input_buffer& buffer, steady_clock::time_point deadline) {
     const auto space = buffer.prepare();
     if (space.empty()) co_return io_result{errc::no_buffer_space, 0, false};
     arm_watchdog(deadline);
-    auto [ec, n] =
-        co_await socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+    const auto target = asio::buffer(space.data(), space.size());
+    // Plain if/else, not a conditional expression: GCC 12 miscompiles co_await inside ?:.
+    std::tuple<error_code, std::size_t> r;
+    if (from == side::backend) {
+        r = co_await backend_.async_read_some(target, use_tuple);
+    } else if (client_tls_) {
+        r = co_await client_tls_->async_read_some(target, use_tuple);
+    } else {
+        r = co_await client_.async_read_some(target, use_tuple);
+    }
+    const auto [ec, n] = r;
     buffer.commit(n);
     co_return finish_io(ec, n);
 }
 
 asio::awaitable<client_session::io_result> client_session::write_all(
-    tcp::socket& socket, std::string& bytes, steady_clock::time_point deadline) {
+    side to, std::string& bytes, steady_clock::time_point deadline) {
     arm_watchdog(deadline);
-    auto [ec, n] = co_await asio::async_write(socket, asio::buffer(bytes), use_tuple);
+    const auto source = asio::buffer(bytes);
+    std::tuple<error_code, std::size_t> r;
+    if (to == side::backend) {
+        r = co_await asio::async_write(backend_, source, use_tuple);
+    } else if (client_tls_) {
+        r = co_await asio::async_write(*client_tls_, source, use_tuple);
+    } else {
+        r = co_await asio::async_write(client_, source, use_tuple);
+    }
+    const auto [ec, n] = r;
     bytes.clear();
     co_return finish_io(ec, n);
+}
+
+asio::awaitable<void> client_session::start_tls() {
+    // RFC 3207 4.2 / CVE-2011-0411: anything the client sent after STARTTLS in plaintext is
+    // dropped unread, never executed as a command inside the encrypted session.
+    if (!client_in_.empty()) {
+        ops::log(ops::level::warning, "reject")
+            .kv("session", id_)
+            .kv("client", client_text_)
+            .kv("reason", "starttls_pipelining")
+            .kv("bytes", client_in_.size());
+        client_in_.clear();
+    }
+    client_lines_.reset();
+    tls_context_ = owner_.tls_context();
+    client_tls_.emplace(client_, *tls_context_);
+    arm_watchdog(capped(settings_->tls.handshake_timeout));
+    auto [handshake_ec] =
+        co_await client_tls_->async_handshake(asio::ssl::stream_base::server, use_tuple);
+    const auto r = finish_io(handshake_ec, 0);
+    if (r.ec) {
+        // Nothing more can be said to this client: the channel is neither plain nor secure.
+        client_tls_.reset();
+        if (interrupt_ == interrupt::stop) {
+            client_gone_ = true;
+            end_reason_ = "shutdown";
+        }
+        engine_.on_tls_failed(r.timed_out ? "handshake_timeout" : "handshake", r.ec.message());
+        engine_.to_client().clear();
+        co_return;
+    }
+    SSL* ssl = client_tls_->native_handle();
+    ops::log(ops::level::info, "tls")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("version", SSL_get_version(ssl))
+        .kv("cipher", SSL_get_cipher_name(ssl));
+    engine_.on_tls_established();
 }
 
 client_session::io_result client_session::finish_io(error_code ec, std::size_t n) {

@@ -9,6 +9,7 @@
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <system_error>
@@ -57,6 +58,10 @@ server::server(asio::io_context& io, config::settings settings)
         resolver_ = std::make_unique<reverse_resolver>(io, settings_->server.resolver_threads,
                                                        settings_->server.resolver_threads * 64);
     }
+    if (settings_->tls.enabled()) tls_ = std::make_unique<tls_context_source>(settings_->tls);
+    for (const auto& text : settings_->server.trusted_proxies) {
+        if (auto n = policy::network::parse(text)) trusted_proxies_.push_back(*n);
+    }
     hostname_ =
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;
@@ -65,6 +70,15 @@ server::server(asio::io_context& io, config::settings settings)
     const auto now = std::chrono::system_clock::now().time_since_epoch().count();
     id_prefix_ =
         static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
+}
+
+std::shared_ptr<asio::ssl::context> server::tls_context() {
+    return tls_ ? tls_->current(std::chrono::steady_clock::now()) : nullptr;
+}
+
+bool server::trusted_proxy(const policy::client_address& peer) const {
+    return std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+                       [&](const policy::network& n) { return n.contains(peer); });
 }
 
 server::~server() {

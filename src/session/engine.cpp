@@ -37,6 +37,7 @@ engine_settings engine_settings_from(const config::settings& settings, std::stri
     engine_settings e;
     e.hostname = std::move(hostname);
     e.reject_bare_newline = settings.smtp.bare_newline == config::bare_newline_mode::reject;
+    e.tls_available = settings.tls.enabled();
     e.recipients_per_message = settings.limits.recipients_per_message;
     e.recipients_mode = settings.modes.recipients_per_message;
     e.bad_recipient_after = settings.limits.bad_recipient_after;
@@ -160,18 +161,78 @@ void engine::on_client_line(const smtp::line_event& line) {
         case verb::xforward:
         case verb::proxy: local_reply(replies::not_authorized, smtp::verb_name(cmd.kind)); return;
         case verb::bdat: local_reply(replies::bdat_not_offered, "bdat"); return;
-        case verb::starttls: local_reply(replies::starttls_not_offered, "starttls"); return;
+        case verb::starttls: starttls(cmd); return;
         default: break;
     }
     if (cmd.error == smtp::command_error::syntax) {
         local_reply(replies::syntax_error, "syntax");
         return;
     }
+    if (need_helo_) {
+        switch (cmd.kind) {
+            case verb::helo:
+            case verb::ehlo:
+            case verb::noop:
+            case verb::rset:
+            case verb::quit: break;
+            default: local_reply(replies::helo_first, "helo_first"); return;
+        }
+    }
     if (draining_ && !transaction_open_ && cmd.kind != verb::quit) {
         close_with(replies::shutting_down, "drain_close", "shutdown");
         return;
     }
     forward(cmd, line.text);
+}
+
+void engine::starttls(const smtp::command& cmd) {
+    if (!settings_.tls_available) {
+        local_reply(replies::starttls_not_offered, "starttls");
+        return;
+    }
+    if (tls_active_) {
+        local_reply(replies::tls_already_active, "tls_active");
+        return;
+    }
+    if (!cmd.args.empty()) {
+        local_reply(replies::syntax_error, "syntax");
+        return;
+    }
+    if (transaction_open_) {
+        local_reply(replies::starttls_in_transaction, "starttls_in_transaction");
+        return;
+    }
+    // RFC 3207 4.2 / CVE-2011-0411: STARTTLS ends the pipelined group. No further line is
+    // taken; the driver discards what the client sent after it in plaintext.
+    barrier_ = true;
+    if (backend_owed_ == 0) {
+        smtp::append_reply(out(), replies::starttls_ready, settings_.hostname);
+        phase_ = phase::tls;
+        return;
+    }
+    pending p{verb::starttls, true, {}, false, duration(0), {}};
+    p.starts_tls = true;
+    smtp::append_reply(p.reply, replies::starttls_ready, settings_.hostname);
+    pending_.push_back(std::move(p));
+}
+
+void engine::on_tls_established() {
+    tls_active_ = true;
+    need_helo_ = true;
+    phase_ = phase::command;
+    barrier_ = false;
+    transaction_open_ = false;
+    reset_transaction();
+}
+
+void engine::on_tls_failed(std::string_view reason, std::string detail) {
+    if (closing_) return;
+    events_.push_back({"tls_error", reason, 0, std::move(detail), 0, 0});
+    pending_.clear();
+    backend_owed_ = 0;
+    closing_ = true;
+    close_reason_ = "tls_";
+    close_reason_.append(reason);
 }
 
 bool engine::checked(const smtp::command& cmd) {
@@ -182,7 +243,11 @@ bool engine::checked(const smtp::command& cmd) {
         case verb::helo:
         case verb::ehlo:
             subject = cmd.args.substr(0, cmd.args.find(' '));
+            // One observation per session: EHLO again after STARTTLS (RFC 3207 4.2) is the
+            // same client greeting, not a second one.
+            if (subject == helo_checked_) return true;
             v = checks_->helo(subject);
+            if (v.passed()) helo_checked_.assign(subject);
             break;
         case verb::mail:
             subject = cmd.path;
@@ -243,9 +308,13 @@ void engine::forward(const smtp::command& cmd, std::string_view line) {
             reset_transaction();
             sender_.assign(cmd.path);
             break;
-        case verb::rset:
         case verb::helo:
         case verb::ehlo:
+            need_helo_ = false;
+            transaction_open_ = false;
+            reset_transaction();
+            break;
+        case verb::rset:
             transaction_open_ = false;
             reset_transaction();
             break;
@@ -276,7 +345,9 @@ void engine::on_backend_reply(smtp::reply& reply) {
         if (reply.kind() == 2) ++messages_;
     } else {
         switch (answered.kind) {
-            case verb::ehlo: smtp::filter_ehlo(reply, {}); break;
+            case verb::ehlo:
+                smtp::filter_ehlo(reply, {settings_.tls_available && !tls_active_});
+                break;
             case verb::mail:
                 if (!positive) transaction_open_ = false;
                 break;
@@ -482,6 +553,11 @@ void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
 void engine::flush_local_replies() {
     while (!pending_.empty() && pending_.front().local) {
         out(pending_.front().delay).append(pending_.front().reply);
+        if (pending_.front().starts_tls) {
+            phase_ = phase::tls;
+            pending_.pop_front();
+            return;
+        }
         if (!pending_.front().close_reason.empty()) {
             // A queued close reached its turn: what was pipelined after it goes unanswered.
             closing_ = true;

@@ -29,6 +29,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -249,6 +250,17 @@ class SmtpClient:
         except (BrokenPipeError, ConnectionResetError):
             if not tolerate_reset:
                 raise
+
+    def start_tls(self, context: ssl.SSLContext | None = None,
+                  server_hostname: str | None = None) -> None:
+        """Switches the connection to TLS (after the server's 220 to STARTTLS). Certificates
+        are not verified unless `context` says so: test certificates are self-signed."""
+        if context is None:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        assert not self.buf, f"plaintext left unread before TLS: {bytes(self.buf)!r}"
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
 
     def send_line(self, line: bytes | str) -> None:
         if isinstance(line, str):
@@ -635,10 +647,14 @@ class ScriptedBackend:
     def __init__(self, *, banner: bytes = b"220 scripted.test ESMTP scripted\r\n",
                  ehlo: list[str] = ORDINARY_EHLO, answers: bool = True,
                  close_in_data: bool = False, lenient_end_of_data: bool = False,
-                 port: int | None = None, unknown_users: str | None = None):
+                 port: int | None = None, unknown_users: str | None = None,
+                 xclient_reply: str | None = None):
         # Recipients whose local part starts with `unknown_users` get an MTA's unknown-user
         # rejection (550 5.1.1), as Postfix answers for a missing mailbox.
         self.unknown_users = unknown_users
+        # When the EHLO lines offer XCLIENT: the reply to it (default: a fresh 220 banner
+        # naming the XCLIENT line, as Postfix answers).
+        self.xclient_reply = xclient_reply
         self.banner = banner
         self.ehlo = ehlo
         self.answers = answers
@@ -878,6 +894,8 @@ class _ScriptedSession:
                 self.reply(f"252 2.0.0 {tag}\r\n")
             elif verb == "HELP":
                 self.reply(f"214-2.0.0 {tag}\r\n214 2.0.0 scripted: end of HELP\r\n")
+            elif verb == "XCLIENT" and any(l.startswith("XCLIENT") for l in self.b.ehlo):
+                self.reply(self.b.xclient_reply or f"220 scripted.test ESMTP {tag}\r\n")
             elif verb == "ETRN":
                 self.reply(f"250 2.0.0 {tag}\r\n")
             elif verb == "AUTH":
@@ -1020,6 +1038,17 @@ def die_with_parent() -> None:
     """preexec_fn: the child gets SIGKILL if the test process dies (a ctest timeout, say), so
     no server outlives the suite even though each runs in its own process group."""
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def make_certificate(directory: Path, common_name: str,
+                     name: str = "server") -> tuple[Path, Path]:
+    """A self-signed EC certificate and its key, made with openssl, as PEM files in
+    `directory` (`<name>.crt`, `<name>.key`)."""
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+              "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+              f"/CN={common_name}", "-keyout", str(key), "-out", str(cert)], check=True)
+    return cert, key
 
 
 def run_tool(cmd: list[str], timeout: float = HANG_GUARD * 3, **kwargs) -> subprocess.CompletedProcess:

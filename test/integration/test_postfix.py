@@ -12,11 +12,15 @@ log and mailboxes, so each behaviour is specified end to end:
 """
 
 import re
+import shutil
+import tempfile
 import threading
 import unittest
+from pathlib import Path
 
 from harness import (HANG_GUARD, ConnectionClosed, IntegrationCase, PostfixInstance, Reply,
-                     SmtpClient, port_refuses, postfix_installed, run_tool, wait_for)
+                     SmtpClient, make_certificate, port_refuses, postfix_installed, run_tool,
+                     wait_for)
 
 SKIP_REASON = ("Postfix is not installed (/usr/sbin/postfix absent); these tests run smtpgate in "
                "front of a private Postfix instance")
@@ -279,6 +283,55 @@ class ProxyProtocolTest(PostfixCase):
                 received = first_header(message, "Received")
                 self.assertIn("from client.test (unknown [127.0.0.2])", received,
                               f"Received: header of the delivered message: got {received!r}")
+
+
+class XclientTest(PostfixCase):
+    def test_postfix_records_the_real_client_address_given_by_xclient(self):
+        postfix = self.postfix(users=["u1@example.net"],
+                               smtpd={"smtpd_authorized_xclient_hosts": "127.0.0.1"})
+        gate = self.proxy(postfix.address, {"backend": {"identity": "xclient"}})
+        client = self.client(gate, "127.0.0.2")
+        banner, ehlo = client.greet()
+        self.assertNotIn("XCLIENT", " ".join(ehlo.texts), "XCLIENT is the proxy's, never the client's")
+        final = client.send_message("sender@example.org", [f"u1@{DOMAIN}"],
+                                    b"Subject: via XCLIENT\r\n\r\nfrom 127.0.0.2\r\n")
+        self.assertReply(final, "250 2.0.0 Ok: queued as", "end of data")
+        self.assertReply(client.command("QUIT"), "221")
+        queue_id = postfix.queue_id(final)
+        postfix.wait_done(queue_id)
+        logged = postfix.wait_maillog(rf"\b{queue_id}: client=")
+        self.assertTrue(logged.endswith("client=unknown[127.0.0.2]"),
+                        f"Postfix's client for {queue_id}: got {logged!r}, want client=unknown[127.0.0.2]")
+        (message,) = postfix.mailbox(f"u1@{DOMAIN}")
+        received = first_header(message, "Received")
+        self.assertIn("from client.test (unknown [127.0.0.2])", received,
+                      f"Received: header of the delivered message: got {received!r}")
+
+    def test_starttls_in_the_proxy_with_xclient_to_postfix(self):
+        postfix = self.postfix(users=["u1@example.net"],
+                               smtpd={"smtpd_authorized_xclient_hosts": "127.0.0.1"})
+        directory = Path(tempfile.mkdtemp(prefix="smtpgate-tls-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        cert, key = make_certificate(directory, "gate.test")
+        gate = self.proxy(postfix.address, {"backend": {"identity": "xclient"},
+                                            "tls": {"certificate": str(cert), "key": str(key)}})
+        run = swaks(gate.address, [f"u1@{DOMAIN}"], "--tls", "--local-interface", "127.0.0.2")
+        self.assertEqual(run.returncode, 0, transcript_tail(run))
+        self.assertIn("TLS started", run.stdout)
+        (message,) = wait_for(lambda: postfix.mailbox(f"u1@{DOMAIN}") or None,
+                              what="the message in u1's mailbox")
+        received = first_header(message, "Received")
+        self.assertIn("[127.0.0.2]", received, f"Received: header: got {received!r}")
+        [tls] = gate.find_events("tls")
+        self.assertTrue(tls["client"].startswith("127.0.0.2:"), tls)
+
+    def test_postfix_that_does_not_authorize_the_proxy_is_a_clear_error(self):
+        postfix = self.postfix(users=["u1@example.net"])
+        gate = self.proxy(postfix.address, {"backend": {"identity": "xclient"}})
+        client = self.client(gate, "127.0.0.2")
+        self.assertReply(client.read_reply(), "421 4.3.0")
+        event = gate.wait_event("backend_error", reason="xclient_unsupported")
+        self.assertIn("smtpd_authorized_xclient_hosts", event["detail"])
 
 
 class PostfixInstanceTest(PostfixCase):

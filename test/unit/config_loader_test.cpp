@@ -174,8 +174,8 @@ TEST_CASE("config - errors name the file, line, column and key") {
          "log.colour", "unknown key in [log]"},
         {"unknown table, with a suggestion", "[sever]\nlisten = []\n", 1, 2, "sever",
          "unknown table; did you mean [server]?"},
-        {"unknown table, nothing close", "[tls]\ncert = \"x\"\n", 1, 2, "tls",
-         "unknown table; the tables are [server] [backend] [timeouts] [smtp] [log]"},
+        {"unknown table, nothing close", "[admin]\nport = 1\n", 1, 2, "admin",
+         "unknown table; the tables are [server] [backend] [tls] [timeouts] [smtp] [log]"},
         {"key outside any table", "listen = [\"127.0.0.1:25\"]\n", 1, 1, "listen",
          "unknown top-level key; 'listen' belongs in [server]"},
         {"table that is not a table", "server = 5\n", 1, 10, "server",
@@ -204,8 +204,18 @@ TEST_CASE("config - errors name the file, line, column and key") {
          R"(expected one of "text", "json", got "xml")"},
         {"choice wrong type", "[log]\nlevel = 3\n", 2, 9, "log.level",
          R"(expected one of "debug", "info", "warning", "error", got integer 3)"},
-        {"xclient", "[backend]\nidentity = \"xclient\"\n", 2, 12, "backend.identity",
-         "\"xclient\" is not implemented in this version"},
+        {"tls key without certificate", "[tls]\nkey = \"/etc/k.pem\"\n", 1, 1, "tls",
+         "key is set but certificate is not; STARTTLS needs both"},
+        {"tls certificate without key", "\n[tls]\ncertificate = \"/etc/c.pem\"\n", 2, 1, "tls",
+         "certificate is set but key is not; STARTTLS needs both"},
+        {"tls version", "[tls]\nmin_version = \"1.1\"\n", 2, 15, "tls.min_version",
+         R"(expected one of "1.2", "1.3", got "1.1")"},
+        {"trusted proxy with host bits", "[server]\ntrusted_proxies = [\"10.0.0.1/8\"]\n", 2, 20,
+         "server.trusted_proxies[0]", "with the host bits clear, got \"10.0.0.1/8\""},
+        {"trusted proxy twice", "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/8\"]\n", 2,
+         34, "server.trusted_proxies[1]", "\"10.0.0.0/8\" is listed twice"},
+        {"trusted proxies not a list", "[server]\ntrusted_proxies = \"10.0.0.0/8\"\n", 2, 19,
+         "server.trusted_proxies", "expected an array of networks"},
         {"listen not an array", "[server]\nlisten = \"0.0.0.0:25\"\n", 2, 10, "server.listen",
          R"(expected an array of addresses like ["0.0.0.0:25", "[::]:25"], got "0.0.0.0:25")"},
         {"listen empty", "[server]\nlisten = []\n", 2, 10, "server.listen",
@@ -327,7 +337,7 @@ TEST_CASE("config - the shipped example loads and holds the defaults") {
 
 TEST_CASE("config - every known key is in the example file and the documentation") {
     const auto keys = known_keys();
-    REQUIRE(keys.size() == 69);
+    REQUIRE(keys.size() == 75);
     CHECK(keys.front() == "server.listen");
 
     const auto example = assigned_keys(read_text(source_dir + "/config/smtpgate.toml"));

@@ -9,7 +9,10 @@
 //   => <line>        expect this line next on the way to the backend
 //   S: <line>        expect this line next on the way to the client
 //   ! data_end | data_bare | timeout <phase> | backend_down | drain | shutdown
-//   ? closing | open | phase data | phase command | phase auth | idle
+//   ! tls_established    the handshake after STARTTLS succeeded; like the driver, lines the
+//                        client queued in plaintext after STARTTLS are dropped unread first
+//   ! tls_failed         the handshake failed
+//   ? closing | open | phase data | phase command | phase auth | phase tls | idle
 // At the end every byte the engine produced must have been expected.
 #pragma once
 
@@ -129,6 +132,11 @@ class transcript_runner {
             engine_.on_drain();
         } else if (what == "shutdown") {
             engine_.on_shutdown();
+        } else if (what == "tls_established") {
+            queued_.clear();
+            engine_.on_tls_established();
+        } else if (what == "tls_failed") {
+            engine_.on_tls_failed("handshake", "test");
         } else {
             FAIL("unknown action: " << what);
         }
@@ -143,6 +151,8 @@ class transcript_runner {
             CHECK(engine_.current_phase() == session::phase::data);
         } else if (what == "phase command") {
             CHECK(engine_.current_phase() == session::phase::command);
+        } else if (what == "phase tls") {
+            CHECK(engine_.current_phase() == session::phase::tls);
         } else if (what == "phase auth") {
             CHECK(engine_.current_phase() == session::phase::auth);
         } else if (what == "idle") {

@@ -52,7 +52,10 @@ enum class pregreet_action { nullserver, drop };
 enum class rule_action { limit, allow, deny };
 
 /// How the real client is identified to the backend.
-enum class identity_mode { none, proxy_v1, proxy_v2 };
+enum class identity_mode { none, proxy_v1, proxy_v2, xclient };
+
+/// The lowest TLS version the proxy accepts from clients.
+enum class tls_version { v1_2, v1_3 };
 
 /// What to do with a bare CR or LF in a command or in message content.
 enum class bare_newline_mode { normalize, reject };
@@ -79,6 +82,12 @@ struct server_settings {
     bool reverse_lookup = false;
     duration reverse_lookup_timeout = 5s;
     std::size_t resolver_threads = 4;
+    /// Load balancers whose connections begin with a PROXY protocol header (v1 or v2): the
+    /// client address in the header is the one every limit and log uses. A connection from
+    /// one of these must send a valid header within `proxy_header_timeout`; a header from
+    /// any other address closes the connection. Networks in CIDR form; empty = none.
+    std::vector<std::string> trusted_proxies;
+    duration proxy_header_timeout = 5s;
 };
 
 struct backend_settings {
@@ -89,6 +98,18 @@ struct backend_settings {
     duration reply_timeout = 5min;
     /// Deadline for the backend's reply to end-of-data (content filters may be slow).
     duration data_reply_timeout = 10min;
+};
+
+/// STARTTLS on the client side, terminated in the proxy. Off unless a certificate is set.
+struct tls_settings {
+    /// PEM: the server certificate followed by its chain.
+    std::string certificate;
+    /// PEM private key of the certificate.
+    std::string key;
+    tls_version min_version = tls_version::v1_2;
+    /// Deadline for the TLS handshake after "220 2.0.0 Ready to start TLS".
+    duration handshake_timeout = 30s;
+    bool enabled() const { return !certificate.empty(); }
 };
 
 struct timeout_settings {
@@ -216,6 +237,7 @@ struct rule {
 struct settings {
     server_settings server;
     backend_settings backend;
+    tls_settings tls;
     timeout_settings timeouts;
     smtp_settings smtp;
     log_settings log;

@@ -1,16 +1,18 @@
 // One client session: the coroutine that drives the session engine over two sockets.
 //
-// It connects the backend (only after the client was admitted), identifies the client to it
-// (PROXY header), relays the banner, then loops: client lines to the engine, engine output
-// to the sockets, backend replies to the engine, message content through the data scanner
-// to the backend. Every wait has a deadline (a whole command line, the message body, each
-// backend reply, the session), kept by one watchdog timer per session that cancels whatever
-// is still pending when it passes; every ending says goodbye with a proper SMTP reply before
-// the close.
+// A connection from a trusted load balancer first yields its PROXY header (the real client).
+// The session connects the backend (only after the client was admitted), identifies the
+// client to it (PROXY header or XCLIENT), relays the banner, then loops: client lines to the
+// engine, engine output to the sockets, backend replies to the engine, message content through the
+// data scanner to the backend. Every wait has a deadline (a whole command line, the message body,
+// each backend reply, the session), kept by one watchdog timer per session that cancels whatever is
+// still pending when it passes; every ending says goodbye with a proper SMTP reply before the
+// close.
 //
-// The member functions live in three files: client_session.cpp (the session's steps),
-// client_session_admission.cpp (admission, greet pause, bad-recipient penalty) and
-// client_session_io.cpp (deadline I/O and the watchdog); their shared free helpers are in
+// The member functions live in four files: client_session.cpp (the session's steps),
+// client_session_admission.cpp (admission, greet pause, bad-recipient penalty),
+// client_session_handoff.cpp (PROXY headers in and out, XCLIENT) and client_session_io.cpp
+// (deadline I/O, the watchdog, STARTTLS); their shared free helpers are in
 // src/net/client_session_helpers.hpp.
 // Does not: decide policy (policy/ and the session engine do), parse SMTP (smtp/), or spawn
 // coroutines (only the listener does).
@@ -21,12 +23,15 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "smtpgate/config/config.hpp"
@@ -71,6 +76,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
     policy::verdict rcpt(std::string_view sender) override;
 
   private:
+    enum class side { client, backend };
+
     struct io_result {
         boost::system::error_code ec;
         std::size_t bytes = 0;
@@ -92,6 +99,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
     /// Parses one reply from what the backend already sent, if it is all there.
     smtp::reply_status parse_buffered_reply();
     void log_events();
+    /// A PROXY header from a peer that is not a trusted proxy: logged, and the connection
+    /// closed without a reply. Looked at once, on the client's first bytes.
+    bool refused_untrusted_proxy_header();
 
     // client_session_admission.cpp: admission, the greet pause, the bad-recipient penalty.
     void admit(const tcp::endpoint& remote);
@@ -99,12 +109,28 @@ class client_session : public std::enable_shared_from_this<client_session>,
     void log_verdict(const policy::verdict& v);
     void apply_bad_recipient();
 
-    // client_session_io.cpp: reads and writes with a deadline, kept by the watchdog, and
-    // what a failed one means for the engine.
-    asio::awaitable<io_result> read_some(tcp::socket& socket, smtp::input_buffer& buffer,
+    // client_session_handoff.cpp: who the client really is, in and out.
+    /// Reads the trusted proxy's PROXY header and takes the client and server addresses
+    /// from it. Returns "" when done, else why not: "malformed: <detail>", "oversized",
+    /// "timeout", "eof", "reset", ...
+    asio::awaitable<std::string> read_proxy_header();
+    /// Sends the PROXY header of backend.identity proxy-v1/proxy-v2.
+    asio::awaitable<void> send_proxy_header();
+    /// backend.identity = xclient: banner, EHLO, XCLIENT; the backend's fresh 220 becomes the
+    /// client's banner.
+    asio::awaitable<void> introduce_client();
+    /// Writes `line` (if any) to the backend and reads one whole reply; null on failure (the
+    /// engine is told).
+    asio::awaitable<std::optional<smtp::reply>> backend_exchange(std::string line);
+
+    // client_session_io.cpp: reads and writes with a deadline, kept by the watchdog, what a
+    // failed one means for the engine, and the switch to TLS.
+    asio::awaitable<io_result> read_some(side from, smtp::input_buffer& buffer,
                                          steady_clock::time_point deadline);
-    asio::awaitable<io_result> write_all(tcp::socket& socket, std::string& bytes,
+    asio::awaitable<io_result> write_all(side to, std::string& bytes,
                                          steady_clock::time_point deadline);
+    /// After the 220 to STARTTLS: drop pipelined plaintext, handshake under its deadline.
+    asio::awaitable<void> start_tls();
     io_result finish_io(boost::system::error_code ec, std::size_t n);
     void arm_watchdog(steady_clock::time_point deadline);
     void on_watchdog(const boost::system::error_code& ec);
@@ -116,6 +142,10 @@ class client_session : public std::enable_shared_from_this<client_session>,
     std::string id_;
     tcp::socket client_;
     tcp::socket backend_;
+    // After STARTTLS the client's bytes go through this stream over client_; the context is
+    // shared with the server's so a certificate reload does not pull it from under us.
+    std::shared_ptr<asio::ssl::context> tls_context_;
+    std::optional<asio::ssl::stream<tcp::socket&>> client_tls_;
     asio::steady_timer watchdog_;
     asio::steady_timer delay_timer_;
     steady_clock::time_point deadline_{};
@@ -137,6 +167,12 @@ class client_session : public std::enable_shared_from_this<client_session>,
     steady_clock::time_point session_deadline_;
     steady_clock::time_point line_deadline_{};
     std::string client_text_;
+    // The real client and the address it connected to: from the PROXY header when a trusted
+    // proxy sent one, else the socket's own.
+    tcp::endpoint client_endpoint_;
+    tcp::endpoint server_endpoint_;
+    std::string via_text_;  // the trusted proxy the client came through, "" if direct
+    bool proxy_header_checked_ = false;
     std::string client_name_;  // verified reverse name, "" when unknown or lookups are off
     std::string end_reason_;
     std::list<client_session*>::iterator registry_entry_;

@@ -26,6 +26,7 @@
 
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/net/reverse_resolver.hpp"
+#include "smtpgate/net/tls_context.hpp"
 #include "smtpgate/policy/admission.hpp"
 #include "smtpgate/policy/transaction.hpp"
 #include "smtpgate/state/memory_store.hpp"
@@ -59,6 +60,10 @@ class server {
     reverse_resolver* resolver() { return resolver_.get(); }
     /// HELO, sender and rate checks inside sessions, over the same limiter state.
     policy::transaction_checks& transactions() { return transactions_; }
+    /// The TLS context for the next STARTTLS handshake; null when tls.certificate is unset.
+    std::shared_ptr<asio::ssl::context> tls_context();
+    /// Whether a connection from `peer` must begin with a PROXY header (server.trusted_proxies).
+    bool trusted_proxy(const policy::client_address& peer) const;
 
     // Session registry, used by client_session.
     std::list<client_session*>::iterator attach(client_session* s);
@@ -89,6 +94,8 @@ class server {
     policy::admission admission_;
     policy::transaction_checks transactions_;
     std::unique_ptr<reverse_resolver> resolver_;
+    std::unique_ptr<tls_context_source> tls_;
+    std::vector<policy::network> trusted_proxies_;
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;

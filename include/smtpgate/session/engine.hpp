@@ -47,6 +47,8 @@ struct engine_settings {
     std::string hostname;
     /// bare_newline = "reject": refuse commands that end in a bare CR or LF.
     bool reject_bare_newline = false;
+    /// The proxy has a certificate: STARTTLS is offered in EHLO replies and answered (RFC 3207).
+    bool tls_available = false;
 
     /// RCPT commands per transaction; more get 452 4.5.3 locally (RFC 5321 4.5.3.1.8).
     std::uint32_t recipients_per_message = 100;
@@ -81,6 +83,10 @@ enum class phase {
     command,  ///< command lines
     auth,     ///< an AUTH continuation line (RFC 4954 4)
     data,     ///< message content, to the data scanner, until <CRLF>.<CRLF>
+    /// The 220 to STARTTLS is the last output: the driver sends it, discards whatever
+    /// plaintext the client sent after STARTTLS (never executed, CVE-2011-0411), runs the
+    /// TLS handshake and reports on_tls_established() or on_tls_failed().
+    tls,
 };
 
 enum class deadline { command, data, backend_reply, session };
@@ -122,6 +128,14 @@ class engine {
     void on_backend_unreachable(std::string_view reason, std::string detail = {});
     /// Shutdown reached its end: 421 4.3.2 and close, wherever the session is.
     void on_shutdown();
+    /// The TLS handshake after STARTTLS succeeded: the client must send EHLO again (RFC 3207
+    /// 4.2); until then other commands get 503 5.5.1 locally. The client's new EHLO resets the
+    /// backend session (RFC 5321 4.1.4), so both sides start over in step.
+    void on_tls_established();
+    /// The TLS handshake failed or timed out: the session closes without a reply (there is no
+    /// channel left to send one on).
+    void on_tls_failed(std::string_view reason, std::string detail);
+    bool tls_active() const { return tls_active_; }
     /// The proxy answers this session alone, with no backend: `greeting` (if not null) is sent
     /// now, then every command gets `refusal` except QUIT (221 and close) and, when
     /// `polite`, HELO/EHLO/NOOP/RSET, which get their usual positive replies. After
@@ -181,6 +195,8 @@ class engine {
         duration delay{0};  ///< for a local reply: its error delay
         /// For a local reply that ends the session: the close reason.
         std::string_view close_reason;
+        /// For a local reply: it is the 220 to STARTTLS; the TLS phase follows it.
+        bool starts_tls = false;
     };
 
     void forward(const smtp::command& cmd, std::string_view line);
@@ -201,6 +217,7 @@ class engine {
     /// Classifies a RCPT reply and returns the bad-recipient throttle's delay for it.
     duration rcpt_delay(const smtp::reply& reply);
     void on_local_line(const smtp::line_event& line);
+    void starttls(const smtp::command& cmd);
 
     engine_settings settings_;
     std::string to_client_;
@@ -220,10 +237,13 @@ class engine {
     bool error_limit_hit_ = false;
     bool throttle_all_recipients_ = false;
     transaction_policy* checks_ = nullptr;
-    std::string sender_;  // MAIL FROM of the open transaction
+    std::string sender_;        // MAIL FROM of the open transaction
+    std::string helo_checked_;  // the HELO name the interval check passed in this session
     bool draining_ = false;
     bool quit_forwarded_ = false;
     bool transaction_open_ = false;
+    bool tls_active_ = false;
+    bool need_helo_ = false;  // TLS began; only HELO/EHLO, NOOP, RSET, QUIT until EHLO again
     std::string close_reason_;
     const smtp::named_reply* local_refusal_ = nullptr;
     bool local_polite_ = false;

@@ -105,6 +105,15 @@ inline constexpr named_reply bdat_not_offered{502,
                                               "5.5.1 %h Error: BDAT not implemented, use DATA"};
 /// STARTTLS when the proxy has no certificate (RFC 3207 is then not advertised).
 inline constexpr named_reply starttls_not_offered{502, "5.5.1 %h Error: STARTTLS not available"};
+/// RFC 3207 4: the client may now start the TLS handshake.
+inline constexpr named_reply starttls_ready{220, "2.0.0 Ready to start TLS"};
+/// RFC 3207 4.2: STARTTLS a second time on an encrypted session (Postfix's wording).
+inline constexpr named_reply tls_already_active{554, "5.5.1 %h Error: TLS already active"};
+/// STARTTLS inside a mail transaction: the backend's transaction would straddle the switch.
+inline constexpr named_reply starttls_in_transaction{
+    503, "5.5.1 %h Error: MAIL transaction in progress"};
+/// RFC 3207 4.2: after TLS the client must send EHLO again before anything else.
+inline constexpr named_reply helo_first{503, "5.5.1 %h Error: send HELO/EHLO first"};
 /// XCLIENT/XFORWARD/PROXY from a client: only the proxy speaks these to the backend
 /// (Postfix smtpd answers unauthorized XCLIENT the same way).
 inline constexpr named_reply not_authorized{550, "5.7.0 %h Error: insufficient authorization"};
