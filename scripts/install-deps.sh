@@ -18,6 +18,8 @@ test_pkgs=(
 
 pkgs=("${build_pkgs[@]}")
 [ "${1:-}" = "--runtime-only" ] || pkgs+=("${test_pkgs[@]}")
+# Exim for the deployment tests, unpacked privately: Debian's exim4 and postfix conflict.
+[ "${1:-}" = "--runtime-only" ] || "$(dirname "$0")/install-exim.sh"
 
 missing=()
 for p in "${pkgs[@]}"; do
