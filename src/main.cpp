@@ -148,6 +148,14 @@ int main(int argc, char** argv) {
                 return 1;
             }
         }
+        if (settings.backend.tls == config::backend_tls_mode::starttls) {
+            try {
+                net::make_backend_context(settings.backend.tls_ca_file);
+            } catch (const std::exception& e) {
+                std::fprintf(stderr, "smtpgate: %s\n", e.what());
+                return 1;
+            }
+        }
         std::string listen;
         for (const auto& ep : settings.server.listen)
             listen += (listen.empty() ? "" : ", ") + ep.to_string();

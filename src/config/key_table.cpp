@@ -68,6 +68,16 @@ constexpr std::array key_table{
         "backend", "data_reply_timeout",
         [](const field& f, settings& s) { s.backend.data_reply_timeout = f.duration_in(1s, 2h); }},
 
+    key_spec{"backend", "tls",
+             [](const field& f, settings& s) {
+                 s.backend.tls = f.choice<backend_tls_mode>(
+                     {{"off", backend_tls_mode::off}, {"starttls", backend_tls_mode::starttls}});
+             }},
+    key_spec{"backend", "tls_verify",
+             [](const field& f, settings& s) { s.backend.tls_verify = f.boolean(); }},
+    key_spec{"backend", "tls_ca_file",
+             [](const field& f, settings& s) { s.backend.tls_ca_file = f.path_or_empty(); }},
+
     key_spec{"tls", "certificate",
              [](const field& f, settings& s) { s.tls.certificate = f.path_or_empty(); }},
     key_spec{"tls", "key", [](const field& f, settings& s) { s.tls.key = f.path_or_empty(); }},

@@ -140,13 +140,7 @@ asio::awaitable<void> client_session::run() {
     // Only a client that passed admission and the greet pause costs a backend connection.
     if (proceeding() && !engine_.answering_locally()) {
         co_await connect_backend();
-        if (proceeding()) {
-            if (settings_->backend.identity == config::identity_mode::xclient) {
-                co_await introduce_client();
-            } else {
-                co_await read_backend_reply(true);
-            }
-        }
+        if (proceeding()) co_await greet_backend();
     }
     while (proceeding())
         co_await relay_loop();
@@ -429,8 +423,12 @@ asio::awaitable<void> client_session::goodbye() {
         if (engine_.backend_quit_wanted()) {
             // Best effort: the backend's 221 is not awaited.
             std::string quit = "QUIT\r\n";
-            backend_.non_blocking(true, ignored);
-            backend_.write_some(asio::buffer(quit), ignored);
+            if (backend_tls_) {
+                co_await write_all(side::backend, quit, deadline);  // inside TLS, or not at all
+            } else {
+                backend_.non_blocking(true, ignored);
+                backend_.write_some(asio::buffer(quit), ignored);
+            }
         }
         backend_.close(ignored);
     }

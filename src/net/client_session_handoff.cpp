@@ -1,8 +1,11 @@
 // Who the client really is, on the way in and on the way out: the PROXY header a trusted load
 // balancer sends first, and the identity the proxy hands to the backend (PROXY header or
-// XCLIENT, per backend.identity).
+// XCLIENT, per backend.identity), and the optional STARTTLS on the backend link.
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/ip/address_v6.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 
 #include <algorithm>
 #include <string>
@@ -12,6 +15,7 @@
 #include "client_session_helpers.hpp"
 #include "smtpgate/net/client_session.hpp"
 #include "smtpgate/net/server.hpp"
+#include "smtpgate/ops/log.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
 #include "smtpgate/smtp/xtext.hpp"
 
@@ -62,6 +66,15 @@ std::vector<std::string> xclient_offer(const smtp::reply& ehlo) {
         if (names.empty()) names.emplace_back();  // "XCLIENT" alone: offered, no attributes
     }
     return names;
+}
+
+/// Whether the EHLO reply lists `keyword` (case-insensitive, lower-case `keyword`).
+bool offers(const smtp::reply& ehlo, std::string_view keyword) {
+    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
+        const std::string& line = ehlo.lines[i];
+        if (policy::lower_ascii(line.substr(0, line.find(' '))) == keyword) return true;
+    }
+    return false;
 }
 
 std::string reply_text(const smtp::reply& r) {
@@ -134,26 +147,105 @@ asio::awaitable<std::optional<smtp::reply>> client_session::backend_exchange(std
     }
 }
 
-asio::awaitable<void> client_session::introduce_client() {
-    // Postfix XCLIENT_README: the proxy's own EHLO first, to learn whether XCLIENT is offered
-    // to it (smtpd_authorized_xclient_hosts), then XCLIENT, answered by a fresh 220 in the
-    // name of the real client: that greeting, not the first, is the one the client sees, so
-    // the backend's connect-time checks apply to the client's address.
+asio::awaitable<void> client_session::greet_backend() {
+    const auto& cfg = settings_->backend;
+    if (cfg.tls == config::backend_tls_mode::off
+        && cfg.identity != config::identity_mode::xclient) {
+        co_await read_backend_reply(true);
+        co_return;
+    }
     const auto banner = co_await backend_exchange({});
     if (!banner) co_return;
     if (banner->code != 220) {
         engine_.on_banner(*banner);  // 421 4.3.0 and close, logged as a backend error
         co_return;
     }
+    if (cfg.tls == config::backend_tls_mode::starttls && !co_await secure_backend()) co_return;
+    if (cfg.identity != config::identity_mode::xclient) {
+        engine_.on_banner(*banner);
+        co_return;
+    }
+    const auto greeting = co_await introduce_client();
+    if (greeting) engine_.on_banner(*greeting);
+}
+
+asio::awaitable<bool> client_session::secure_backend() {
+    // RFC 3207 on the proxy's own link: EHLO, STARTTLS, handshake. The client's EHLO, relayed
+    // later, is the first command the backend sees inside TLS, as RFC 3207 4.2 requires.
+    const auto& cfg = settings_->backend;
     const auto ehlo = co_await backend_exchange("EHLO " + owner_.hostname() + "\r\n");
-    if (!ehlo) co_return;
+    if (!ehlo) co_return false;
+    if (ehlo->code != 250 || !offers(*ehlo, "starttls")) {
+        engine_.on_backend_failure(
+            "tls_unsupported",
+            "the backend does not offer STARTTLS (EHLO said " + reply_text(*ehlo) + ")");
+        co_return false;
+    }
+    const auto ready = co_await backend_exchange("STARTTLS\r\n");
+    if (!ready) co_return false;
+    if (ready->code != 220) {
+        engine_.on_backend_failure("tls_refused", reply_text(*ready));
+        co_return false;
+    }
+    if (!backend_in_.empty()) {
+        // Bytes after the 220 and before the handshake would be read as TLS; nothing honest
+        // sends them.
+        engine_.on_backend_failure("protocol", "data after the 220 to STARTTLS");
+        co_return false;
+    }
+    backend_tls_.emplace(backend_, *owner_.backend_tls_context());
+    SSL* ssl = backend_tls_->native_handle();
+    error_code ec;
+    asio::ip::make_address(cfg.address.host, ec);
+    if (ec) SSL_set_tlsext_host_name(ssl, cfg.address.host.c_str());  // SNI: names only
+    if (cfg.tls_verify) {
+        backend_tls_->set_verify_mode(asio::ssl::verify_peer);
+        backend_tls_->set_verify_callback(asio::ssl::host_name_verification(cfg.address.host));
+    } else {
+        backend_tls_->set_verify_mode(asio::ssl::verify_none);
+    }
+    arm_watchdog(capped(cfg.connect_timeout));
+    auto [handshake_ec] =
+        co_await backend_tls_->async_handshake(asio::ssl::stream_base::client, use_tuple);
+    const auto r = finish_io(handshake_ec, 0);
+    if (r.ec) {
+        backend_tls_.reset();
+        backend_connected_ = false;  // no QUIT into a broken TLS link
+        error_code ignored;
+        backend_.close(ignored);
+        if (interrupt_ == interrupt::stop) {
+            engine_.on_shutdown();
+        } else {
+            std::string detail = r.timed_out ? "timed out" : r.ec.message();
+            const long verify = SSL_get_verify_result(ssl);
+            if (verify != X509_V_OK)
+                detail += std::string(": ") + X509_verify_cert_error_string(verify);
+            engine_.on_backend_failure("tls_handshake", cfg.address.to_string() + ": " + detail);
+        }
+        co_return false;
+    }
+    ops::log(ops::level::debug, "backend_tls")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("version", SSL_get_version(ssl))
+        .kv("cipher", SSL_get_cipher_name(ssl));
+    co_return true;
+}
+
+asio::awaitable<std::optional<smtp::reply>> client_session::introduce_client() {
+    // Postfix XCLIENT_README: the proxy's own EHLO first, to learn whether XCLIENT is offered
+    // to it (smtpd_authorized_xclient_hosts), then XCLIENT, answered by a fresh 220 in the
+    // name of the real client: that greeting, not the first, is the one the client sees, so
+    // the backend's connect-time checks apply to the client's address.
+    const auto ehlo = co_await backend_exchange("EHLO " + owner_.hostname() + "\r\n");
+    if (!ehlo) co_return std::nullopt;
     const auto offered = ehlo->code == 250 ? xclient_offer(*ehlo) : std::vector<std::string>{};
     if (offered.empty()) {
         engine_.on_backend_failure("xclient_unsupported",
                                    "the backend does not offer XCLIENT to the proxy (EHLO said "
                                        + reply_text(*ehlo)
                                        + "); Postfix: smtpd_authorized_xclient_hosts");
-        co_return;
+        co_return std::nullopt;
     }
     const auto wanted = [&offered](std::string_view name) {
         return std::find(offered.begin(), offered.end(), name) != offered.end();
@@ -180,18 +272,18 @@ asio::awaitable<void> client_session::introduce_client() {
     if (attributes.empty()) {
         engine_.on_backend_failure("xclient_unsupported",
                                    "the backend's XCLIENT takes none of ADDR, PORT, NAME");
-        co_return;
+        co_return std::nullopt;
     }
     std::optional<smtp::reply> greeting;
     for (auto& line : smtp::xclient_lines(attributes)) {
         greeting = co_await backend_exchange(std::move(line));
-        if (!greeting) co_return;
+        if (!greeting) co_return std::nullopt;
         if (greeting->code != 220) {
             engine_.on_backend_failure("xclient_refused", reply_text(*greeting));
-            co_return;
+            co_return std::nullopt;
         }
     }
-    engine_.on_banner(*greeting);
+    co_return greeting;
 }
 
 }  // namespace smtpgate::net

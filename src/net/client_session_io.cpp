@@ -39,7 +39,9 @@ asio::awaitable<client_session::io_result> client_session::read_some(
     const auto target = asio::buffer(space.data(), space.size());
     // Plain if/else, not a conditional expression: GCC 12 miscompiles co_await inside ?:.
     std::tuple<error_code, std::size_t> r;
-    if (from == side::backend) {
+    if (from == side::backend && backend_tls_) {
+        r = co_await backend_tls_->async_read_some(target, use_tuple);
+    } else if (from == side::backend) {
         r = co_await backend_.async_read_some(target, use_tuple);
     } else if (client_tls_) {
         r = co_await client_tls_->async_read_some(target, use_tuple);
@@ -56,7 +58,9 @@ asio::awaitable<client_session::io_result> client_session::write_all(
     arm_watchdog(deadline);
     const auto source = asio::buffer(bytes);
     std::tuple<error_code, std::size_t> r;
-    if (to == side::backend) {
+    if (to == side::backend && backend_tls_) {
+        r = co_await asio::async_write(*backend_tls_, source, use_tuple);
+    } else if (to == side::backend) {
         r = co_await asio::async_write(backend_, source, use_tuple);
     } else if (client_tls_) {
         r = co_await asio::async_write(*client_tls_, source, use_tuple);

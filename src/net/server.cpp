@@ -59,6 +59,8 @@ server::server(asio::io_context& io, config::settings settings)
                                                        settings_->server.resolver_threads * 64);
     }
     if (settings_->tls.enabled()) tls_ = std::make_unique<tls_context_source>(settings_->tls);
+    if (settings_->backend.tls == config::backend_tls_mode::starttls)
+        backend_tls_ = make_backend_context(settings_->backend.tls_ca_file);
     for (const auto& text : settings_->server.trusted_proxies) {
         if (auto n = policy::network::parse(text)) trusted_proxies_.push_back(*n);
     }

@@ -50,6 +50,23 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& se
     return context;
 }
 
+std::shared_ptr<ssl::context> make_backend_context(const std::string& ca_file) {
+    auto context = std::make_shared<ssl::context>(ssl::context::tls_client);
+    SSL_CTX* ctx = context->native_handle();
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    ERR_clear_error();
+    const int loaded = ca_file.empty()
+                           ? SSL_CTX_set_default_verify_paths(ctx)
+                           : SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr);
+    if (loaded != 1) {
+        throw std::runtime_error("backend.tls_ca_file "
+                                 + (ca_file.empty() ? std::string("(system default)") : ca_file)
+                                 + ": " + openssl_reason());
+    }
+    return context;
+}
+
 tls_context_source::tls_context_source(config::tls_settings settings)
     : settings_(std::move(settings)),
       certificate_stamp_(stamp(settings_.certificate)),

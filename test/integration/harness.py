@@ -1040,14 +1040,16 @@ def die_with_parent() -> None:
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def make_certificate(directory: Path, common_name: str,
-                     name: str = "server") -> tuple[Path, Path]:
+def make_certificate(directory: Path, common_name: str, name: str = "server",
+                     alt_names: str | None = None) -> tuple[Path, Path]:
     """A self-signed EC certificate and its key, made with openssl, as PEM files in
-    `directory` (`<name>.crt`, `<name>.key`)."""
+    `directory` (`<name>.crt`, `<name>.key`). `alt_names` is a subjectAltName value such as
+    "IP:127.0.0.1"; a self-signed certificate is its own CA file for verification."""
     cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    extra = ["-addext", f"subjectAltName={alt_names}"] if alt_names else []
     run_tool(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
               "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-              f"/CN={common_name}", "-keyout", str(key), "-out", str(cert)], check=True)
+              f"/CN={common_name}", *extra, "-keyout", str(key), "-out", str(cert)], check=True)
     return cert, key
 
 
@@ -1428,7 +1430,7 @@ class PostfixInstance:
     (maillog) and virtual mailboxes (mail/). The system instance is never touched.
 
     master.cf runs `smtpd` on 127.0.0.1:<free port> and only the services a delivery needs
-    (cleanup, qmgr, trivial-rewrite, bounce/defer/trace, virtual, discard, anvil, postlog).
+    (cleanup, qmgr, trivial-rewrite, bounce/defer/trace, virtual, discard, anvil, tlsmgr, postlog).
     Mail for `domain` (example.net) goes to Maildir mailboxes for the listed `users`; any other
     address there gets Postfix's own `550 5.1.1 <x@example.net>: Recipient address rejected:
     User unknown in virtual mailbox table`. Mail for any other domain is discarded: nothing
@@ -1540,6 +1542,7 @@ class PostfixInstance:
             "virtual   unix - n n - 4 virtual",
             "discard   unix - - n - - discard",
             "anvil     unix - - n - 1 anvil",
+            "tlsmgr    unix - - n 1000? 1 tlsmgr",
             "postlog   unix-dgram n - n - 1 postlogd",
             "",
         ])

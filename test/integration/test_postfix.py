@@ -334,6 +334,56 @@ class XclientTest(PostfixCase):
         self.assertIn("smtpd_authorized_xclient_hosts", event["detail"])
 
 
+class BackendTlsTest(PostfixCase):
+    """backend.tls = "starttls": a Postfix that requires TLS (smtpd_tls_security_level =
+    encrypt) gets it from the proxy, while the client speaks plain SMTP to the proxy."""
+
+    def tls_postfix(self, directory: Path):
+        cert, key = make_certificate(directory, "postfix.test", alt_names="IP:127.0.0.1")
+        postfix = self.postfix(users=["u1@example.net"], main={
+            "smtpd_tls_security_level": "encrypt", "smtpd_tls_cert_file": str(cert),
+            "smtpd_tls_key_file": str(key), "smtpd_tls_received_header": "yes"})
+        return postfix, cert
+
+    def setUp(self):
+        super().setUp()
+        self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-backend-tls-"))
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def test_a_postfix_that_requires_tls_gets_it_and_verifies(self):
+        postfix, cert = self.tls_postfix(self.dir)
+        direct = SmtpClient("127.0.0.1", postfix.port)
+        self.addCleanup(direct.close)
+        direct.greet()
+        self.assertReply(direct.command("MAIL FROM:<a@example.org>"), "530 5.7.0",
+                         "Postfix refuses plaintext mail")
+
+        gate = self.proxy(postfix.address, {"backend": {"tls": "starttls",
+                                                        "tls_ca_file": str(cert)}})
+        client = self.client(gate, "127.0.0.2")
+        _, ehlo = client.greet()
+        self.assertNotIn("STARTTLS", ehlo.texts, "the backend's STARTTLS is the proxy's business")
+        final = client.send_message("sender@example.org", [f"u1@{DOMAIN}"],
+                                    b"Subject: over the proxy's TLS link\r\n\r\nhello\r\n")
+        self.assertReply(final, "250 2.0.0 Ok: queued as", "end of data")
+        self.assertReply(client.command("QUIT"), "221")
+        postfix.wait_done(postfix.queue_id(final))
+        (message,) = postfix.mailbox(f"u1@{DOMAIN}")
+        received = first_header(message, "Received")
+        self.assertIn("(using TLSv1.", received, f"Received: header: got {received!r}")
+
+    def test_a_backend_certificate_that_does_not_verify_is_a_421(self):
+        postfix, _ = self.tls_postfix(self.dir)
+        other, _ = make_certificate(self.dir, "other.test", name="other", alt_names="IP:127.0.0.1")
+        gate = self.proxy(postfix.address, {"backend": {"tls": "starttls",
+                                                        "tls_ca_file": str(other)}})
+        client = self.client(gate, "127.0.0.2")
+        self.assertReply(client.read_reply(), "421 4.3.0")
+        event = gate.wait_event("backend_error", reason="tls_handshake")
+        self.assertIn("certificate", event["detail"])
+        client.wait_closed()
+
+
 class PostfixInstanceTest(PostfixCase):
     """The fixture itself, without smtpgate: what the tests above rely on."""
 

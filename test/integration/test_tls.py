@@ -112,6 +112,21 @@ class StartTlsTest(IntegrationCase):
         event = gate.wait_event("reject", reason="starttls_pipelining")
         self.assertEqual(int(event["bytes"]), len(b"RSET\r\nMAIL FROM:<injected@example.org>\r\n"))
 
+    def test_identity_commands_inside_tls_are_refused_and_never_forwarded(self):
+        backend = self.recording_backend()
+        gate = self.tls_proxy(backend)
+        client = self.starttls(gate)
+        self.assertReply(client.command("EHLO client.test"), "250")
+        client.send(b"XCLIENT ADDR=192.0.2.1\r\nXFORWARD ADDR=192.0.2.1\r\n"
+                    b"PROXY TCP4 192.0.2.1 127.0.0.1 1 25\r\nNOOP\r\n")
+        replies = client.read_replies(4)
+        self.assertEqual([r.code for r in replies], [550, 550, 550, 250], [str(r) for r in replies])
+        self.assertReply(client.command("QUIT"), "221")
+        gate.wait_event("disconnect", reason="quit")
+        leaked = [c for c in backend.commands() if c.split(b" ")[0].upper()
+                  in (b"XCLIENT", b"XFORWARD", b"PROXY")]
+        self.assertEqual(leaked, [], "identity commands reached the backend")
+
     def test_a_client_that_does_not_handshake_is_closed_without_a_reply(self):
         backend = self.recording_backend()
         gate = self.tls_proxy(backend)

@@ -54,6 +54,9 @@ enum class rule_action { limit, allow, deny };
 /// How the real client is identified to the backend.
 enum class identity_mode { none, proxy_v1, proxy_v2, xclient };
 
+/// Whether the link to the backend is encrypted: never, or with STARTTLS after its banner.
+enum class backend_tls_mode { off, starttls };
+
 /// The lowest TLS version the proxy accepts from clients.
 enum class tls_version { v1_2, v1_3 };
 
@@ -98,6 +101,12 @@ struct backend_settings {
     duration reply_timeout = 5min;
     /// Deadline for the backend's reply to end-of-data (content filters may be slow).
     duration data_reply_timeout = 10min;
+    /// STARTTLS to the backend, for backends that require encryption. With `tls_verify` the
+    /// backend's certificate must chain to `tls_ca_file` (or the system's CAs when empty) and
+    /// name the backend's host (or IP address).
+    backend_tls_mode tls = backend_tls_mode::off;
+    bool tls_verify = true;
+    std::string tls_ca_file;
 };
 
 /// STARTTLS on the client side, terminated in the proxy. Off unless a certificate is set.

@@ -116,9 +116,13 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<std::string> read_proxy_header();
     /// Sends the PROXY header of backend.identity proxy-v1/proxy-v2.
     asio::awaitable<void> send_proxy_header();
-    /// backend.identity = xclient: banner, EHLO, XCLIENT; the backend's fresh 220 becomes the
-    /// client's banner.
-    asio::awaitable<void> introduce_client();
+    /// The backend's banner, then (backend.tls) STARTTLS to it and (backend.identity =
+    /// xclient) EHLO and XCLIENT, whose fresh 220 becomes the client's banner.
+    asio::awaitable<void> greet_backend();
+    /// EHLO, STARTTLS and the handshake on the backend link; false when it failed (the
+    /// engine is told).
+    asio::awaitable<bool> secure_backend();
+    asio::awaitable<std::optional<smtp::reply>> introduce_client();
     /// Writes `line` (if any) to the backend and reads one whole reply; null on failure (the
     /// engine is told).
     asio::awaitable<std::optional<smtp::reply>> backend_exchange(std::string line);
@@ -146,6 +150,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     // shared with the server's so a certificate reload does not pull it from under us.
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::optional<asio::ssl::stream<tcp::socket&>> client_tls_;
+    std::optional<asio::ssl::stream<tcp::socket&>> backend_tls_;
     asio::steady_timer watchdog_;
     asio::steady_timer delay_timer_;
     steady_clock::time_point deadline_{};

@@ -62,6 +62,8 @@ class server {
     policy::transaction_checks& transactions() { return transactions_; }
     /// The TLS context for the next STARTTLS handshake; null when tls.certificate is unset.
     std::shared_ptr<asio::ssl::context> tls_context();
+    /// The client context for STARTTLS to the backend; null when backend.tls is off.
+    const std::shared_ptr<asio::ssl::context>& backend_tls_context() const { return backend_tls_; }
     /// Whether a connection from `peer` must begin with a PROXY header (server.trusted_proxies).
     bool trusted_proxy(const policy::client_address& peer) const;
 
@@ -95,6 +97,7 @@ class server {
     policy::transaction_checks transactions_;
     std::unique_ptr<reverse_resolver> resolver_;
     std::unique_ptr<tls_context_source> tls_;
+    std::shared_ptr<asio::ssl::context> backend_tls_;
     std::vector<policy::network> trusted_proxies_;
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;

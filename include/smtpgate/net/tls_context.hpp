@@ -22,6 +22,10 @@
 
 namespace smtpgate::net {
 
+/// A client context for STARTTLS to the backend: TLS 1.2+, the CAs of `ca_file` (the system's
+/// when empty); throws std::runtime_error naming the file when it cannot be read.
+std::shared_ptr<boost::asio::ssl::context> make_backend_context(const std::string& ca_file);
+
 /// Builds a server context from `settings`; throws std::runtime_error naming the file and
 /// OpenSSL's reason when the certificate chain or key cannot be loaded or do not match.
 std::shared_ptr<boost::asio::ssl::context> make_server_context(
