@@ -117,21 +117,25 @@ int main(int argc, char** argv) {
         return 0;
     }
 
-    config::settings settings;
-    try {
-        const std::string path =
-            vm.count("config") ? vm["config"].as<std::string>() : default_config;
-        settings = config::load_file(path);
+    // The file plus the command-line overrides; SIGHUP runs the same steps again.
+    const std::string path = vm.count("config") ? vm["config"].as<std::string>() : default_config;
+    const auto load = [path, vm]() {
+        config::settings loaded = config::load_file(path);
         if (vm.count("listen")) {
-            settings.server.listen.clear();
+            loaded.server.listen.clear();
             for (const auto& text : vm["listen"].as<std::vector<std::string>>()) {
-                settings.server.listen.push_back(endpoint_option(text, false, "listen"));
+                loaded.server.listen.push_back(endpoint_option(text, false, "listen"));
             }
         }
         if (vm.count("backend")) {
-            settings.backend.address =
+            loaded.backend.address =
                 endpoint_option(vm["backend"].as<std::string>(), true, "backend");
         }
+        return loaded;
+    };
+    config::settings settings;
+    try {
+        settings = load();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "smtpgate: %s\n", e.what());
         return 1;
@@ -168,7 +172,7 @@ int main(int argc, char** argv) {
 
     ops::configure_logging(settings.log);
     try {
-        return net::run(settings);
+        return net::run(settings, load);
     } catch (const std::exception& e) {
         ops::log(ops::level::error, "fatal").kv("error", e.what());
         std::fprintf(stderr, "smtpgate: %s\n", e.what());

@@ -78,6 +78,16 @@ constexpr std::array key_table{
     key_spec{"backend", "tls_ca_file",
              [](const field& f, settings& s) { s.backend.tls_ca_file = f.path_or_empty(); }},
 
+    key_spec{"admin", "listen",
+             [](const field& f, settings& s) {
+                 // "" turns the endpoint off.
+                 if (const auto* v = f.node().as_string(); v != nullptr && v->get().empty()) {
+                     s.admin.listen.reset();
+                 } else {
+                     s.admin.listen = f.address(false);
+                 }
+             }},
+
     key_spec{"tls", "certificate",
              [](const field& f, settings& s) { s.tls.certificate = f.path_or_empty(); }},
     key_spec{"tls", "key", [](const field& f, settings& s) { s.tls.key = f.path_or_empty(); }},

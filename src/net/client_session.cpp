@@ -11,6 +11,7 @@
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
+#include "smtpgate/ops/metrics.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
 
 namespace smtpgate::net {
@@ -35,9 +36,11 @@ constexpr auto goodbye_timeout = std::chrono::seconds(5);
 }  // namespace
 
 client_session::client_session(server& owner, tcp::socket client,
-                               std::shared_ptr<const config::settings> settings, std::string id)
+                               std::shared_ptr<const config::settings> settings,
+                               std::shared_ptr<policy_set> policies, std::string id)
     : owner_(owner),
       settings_(std::move(settings)),
+      policies_(std::move(policies)),
       id_(std::move(id)),
       client_(std::move(client)),
       backend_(client_.get_executor()),
@@ -54,15 +57,15 @@ client_session::client_session(server& owner, tcp::socket client,
 }
 
 policy::verdict client_session::helo(std::string_view name) {
-    return owner_.transactions().helo(admission_, name, wall_now());
+    return policies_->transactions.helo(admission_, name, wall_now());
 }
 
 policy::verdict client_session::mail(std::string_view sender) {
-    return owner_.transactions().mail(admission_, sender, wall_now());
+    return policies_->transactions.mail(admission_, sender, wall_now());
 }
 
 policy::verdict client_session::rcpt(std::string_view sender) {
-    return owner_.transactions().rcpt(admission_, sender, wall_now());
+    return policies_->transactions.rcpt(admission_, sender, wall_now());
 }
 
 client_session::~client_session() {
@@ -147,7 +150,7 @@ asio::awaitable<void> client_session::run() {
     log_events();
     // The SMTP session is over: a client that reconnects at once (an MTA with a full queue
     // does) must not find its previous connection still counted during our lingering close.
-    owner_.admission().release(admission_);
+    policies_->admission.release(admission_);
     co_await goodbye();
     finished_ = true;
     watchdog_.cancel();
@@ -156,6 +159,7 @@ asio::awaitable<void> client_session::run() {
         std::chrono::duration_cast<std::chrono::milliseconds>(steady_clock::now() - started_);
     std::string reason = end_reason_;
     if (reason.empty()) reason = engine_.close_reason();
+    ops::metrics::global().count_session(engine_.messages(), bytes_in_, bytes_out_);
     ops::log(ops::level::info, "disconnect")
         .kv("session", id_)
         .kv("client", client_text_)
@@ -187,15 +191,20 @@ asio::awaitable<void> client_session::connect_backend() {
                 candidates.push_back(entry.endpoint());
         }
         if (candidates.empty()) {
+            owner_.backend_outcome(false);
+            ops::metrics::global().backend_connect_failed();
             engine_.on_backend_unreachable("resolve", cfg.address.to_string());
             co_return;
         }
     }
 
     arm_watchdog(deadline);
+    const auto connect_started = steady_clock::now();
     auto [connect_ec, endpoint] = co_await asio::async_connect(backend_, candidates, use_tuple);
     error_code ec = finish_io(connect_ec, 0).ec;
+    owner_.backend_outcome(!ec);
     if (ec) {
+        ops::metrics::global().backend_connect_failed();
         if (interrupt_ == interrupt::stop) {
             engine_.on_shutdown();
             co_return;
@@ -205,6 +214,8 @@ asio::awaitable<void> client_session::connect_backend() {
         co_return;
     }
     backend_connected_ = true;
+    ops::metrics::global().backend_connected(
+        std::chrono::duration<double>(steady_clock::now() - connect_started).count());
     backend_.set_option(tcp::no_delay(true), ec);
     co_await send_proxy_header();
 }
@@ -232,6 +243,8 @@ asio::awaitable<void> client_session::flush_client() {
     auto& delayed = engine_.delayed();
     while (!delayed.empty() && !client_gone_) {
         delay_timer_.expires_after(delayed.front().delay);
+        ops::metrics::global().count_delay(
+            std::chrono::duration<double>(delayed.front().delay).count());
         co_await delay_timer_.async_wait(use_tuple);  // cancelled only by stop(), checked next
         if (interrupt_ == interrupt::stop) {
             delayed.clear();

@@ -32,7 +32,7 @@ void client_session::log_verdict(const policy::verdict& v) {
 
 void client_session::admit(const tcp::endpoint& remote) {
     admission_ =
-        owner_.admission().admit(client_address_of(remote.address()), wall_now(), client_name_);
+        policies_->admission.admit(client_address_of(remote.address()), wall_now(), client_name_);
     for (const auto& v : admission_.would_block)
         log_verdict(v);
     const auto& d = admission_.decision;
@@ -96,7 +96,7 @@ asio::awaitable<void> client_session::greet_pause() {
 }
 
 void client_session::apply_bad_recipient() {
-    const auto v = owner_.admission().record_bad_recipient(admission_, wall_now());
+    const auto v = policies_->admission.record_bad_recipient(admission_, wall_now());
     if (v.outcome == policy::bad_recipient_outcome::none) return;
     const bool block = v.outcome == policy::bad_recipient_outcome::block;
     if (!block && throttle_logged_) return;  // the throttle is logged once per session

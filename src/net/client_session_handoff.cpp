@@ -193,7 +193,13 @@ asio::awaitable<bool> client_session::secure_backend() {
         engine_.on_backend_failure("protocol", "data after the 220 to STARTTLS");
         co_return false;
     }
-    backend_tls_.emplace(backend_, *owner_.backend_tls_context());
+    const auto context = owner_.backend_tls_context();
+    if (!context) {
+        engine_.on_backend_failure("tls_unavailable", "backend.tls was turned off by a reload");
+        co_return false;
+    }
+    backend_tls_context_ = context;
+    backend_tls_.emplace(backend_, *context);
     SSL* ssl = backend_tls_->native_handle();
     error_code ec;
     asio::ip::make_address(cfg.address.host, ec);

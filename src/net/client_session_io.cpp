@@ -85,6 +85,11 @@ asio::awaitable<void> client_session::start_tls() {
     }
     client_lines_.reset();
     tls_context_ = owner_.tls_context();
+    if (!tls_context_) {
+        // A reload took the certificate away after this session offered STARTTLS.
+        engine_.on_tls_failed("unavailable", "tls is no longer configured");
+        co_return;
+    }
     client_tls_.emplace(client_, *tls_context_);
     arm_watchdog(capped(settings_->tls.handshake_timeout));
     auto [handshake_ec] =

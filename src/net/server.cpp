@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -14,8 +15,10 @@
 #include <csignal>
 #include <system_error>
 
+#include "smtpgate/net/admin_server.hpp"
 #include "smtpgate/net/client_session.hpp"
 #include "smtpgate/ops/log.hpp"
+#include "smtpgate/ops/metrics.hpp"
 #include "smtpgate/smtp/replies.hpp"
 
 namespace smtpgate::net {
@@ -44,14 +47,13 @@ void log_escaped(std::string_view what, std::exception_ptr e) {
 
 }  // namespace
 
-server::server(asio::io_context& io, config::settings settings)
+server::server(asio::io_context& io, config::settings settings, config_loader reload)
     : io_(io),
       settings_(std::make_shared<const config::settings>(std::move(settings))),
+      reload_(std::move(reload)),
       signals_(io, SIGTERM, SIGINT, SIGHUP),
       grace_timer_(io),
-      store_(settings_->state.max_entries),
-      admission_(*settings_, store_, connections_),
-      transactions_(*settings_, store_) {
+      store_(settings_->state.max_entries) {
     if (settings_->server.reverse_lookup) {
         // At most 64 lookups waiting per thread: past that, clients go nameless rather than
         // queueing behind a dead DNS server.
@@ -61,6 +63,16 @@ server::server(asio::io_context& io, config::settings settings)
     if (settings_->tls.enabled()) tls_ = std::make_unique<tls_context_source>(settings_->tls);
     if (settings_->backend.tls == config::backend_tls_mode::starttls)
         backend_tls_ = make_backend_context(settings_->backend.tls_ca_file);
+    apply(settings_);
+    const auto now = std::chrono::system_clock::now().time_since_epoch().count();
+    id_prefix_ =
+        static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
+}
+
+void server::apply(std::shared_ptr<const config::settings> fresh) {
+    settings_ = std::move(fresh);
+    policies_ = std::make_shared<policy_set>(*settings_, store_, connections_);
+    trusted_proxies_.clear();
     for (const auto& text : settings_->server.trusted_proxies) {
         if (auto n = policy::network::parse(text)) trusted_proxies_.push_back(*n);
     }
@@ -68,10 +80,131 @@ server::server(asio::io_context& io, config::settings settings)
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
     error_code ec;
     const auto addr = asio::ip::make_address(settings_->backend.address.host, ec);
+    backend_endpoint_.reset();
     if (!ec) backend_endpoint_ = tcp::endpoint(addr, settings_->backend.address.port);
-    const auto now = std::chrono::system_clock::now().time_since_epoch().count();
-    id_prefix_ =
-        static_cast<std::uint32_t>((now ^ (static_cast<long long>(::getpid()) << 20)) & 0xffffff);
+    backend_ok_.reset();
+}
+
+bool server::reload() {
+    const auto fail = [](const std::string& detail) {
+        ops::log(ops::level::error, "reload").kv("status", "failed").kv("detail", detail);
+        ops::metrics::global().config_reload(false, 0);
+        return false;
+    };
+    if (!reload_) return fail("no configuration file to reload");
+    std::shared_ptr<const config::settings> fresh;
+    try {
+        fresh = std::make_shared<const config::settings>(reload_());
+    } catch (const std::exception& e) {
+        return fail(e.what());
+    }
+    // What only a restart can change: the sockets, the table, the resolver threads.
+    std::vector<std::string> restart;
+    const auto& now = *settings_;
+    if (fresh->server.listen != now.server.listen) restart.emplace_back("server.listen");
+    if (fresh->admin.listen != now.admin.listen) restart.emplace_back("admin.listen");
+    if (fresh->state.max_entries != now.state.max_entries)
+        restart.emplace_back("state.max_entries");
+    if (fresh->server.reverse_lookup != now.server.reverse_lookup)
+        restart.emplace_back("server.reverse_lookup");
+    if (fresh->server.resolver_threads != now.server.resolver_threads)
+        restart.emplace_back("server.resolver_threads");
+    if (!restart.empty()) {
+        std::string keys;
+        for (const auto& k : restart)
+            keys += (keys.empty() ? "" : ", ") + k;
+        return fail(keys + " changed; these need a restart, nothing was applied");
+    }
+    // Certificates and CA files are loaded before anything is swapped: all or nothing.
+    std::unique_ptr<tls_context_source> tls;
+    std::shared_ptr<asio::ssl::context> backend_tls;
+    try {
+        if (fresh->tls.enabled()) tls = std::make_unique<tls_context_source>(fresh->tls);
+        if (fresh->backend.tls == config::backend_tls_mode::starttls)
+            backend_tls = make_backend_context(fresh->backend.tls_ca_file);
+    } catch (const std::exception& e) {
+        return fail(e.what());
+    }
+    tls_ = std::move(tls);
+    backend_tls_ = std::move(backend_tls);
+    ops::configure_logging(fresh->log);
+    const std::string source = fresh->source;
+    apply(std::move(fresh));
+    ops::log(ops::level::info, "reload").kv("status", "ok").kv("config", source);
+    ops::metrics::global().config_reload(
+        true,
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    return true;
+}
+
+void server::backend_outcome(bool ok) {
+    backend_ok_ = ok;
+    backend_checked_ = std::chrono::steady_clock::now();
+}
+
+asio::awaitable<bool> server::ready() {
+    if (draining_) co_return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (backend_ok_ && now - backend_checked_ < std::chrono::seconds(10)) co_return *backend_ok_;
+    co_return co_await probe_backend();
+}
+
+asio::awaitable<bool> server::probe_backend() {
+    // A plain TCP connect, closed at once: enough to know the backend listens. Under traffic
+    // the sessions' own connections answer and no probe is made.
+    std::vector<tcp::endpoint> candidates;
+    if (backend_endpoint_) {
+        candidates.push_back(*backend_endpoint_);
+    } else {
+        tcp::resolver resolver(io_);
+        auto [ec, results] = co_await resolver.async_resolve(
+            settings_->backend.address.host, std::to_string(settings_->backend.address.port),
+            use_tuple);
+        if (!ec) {
+            for (const auto& r : results)
+                candidates.push_back(r.endpoint());
+        }
+    }
+    bool ok = false;
+    if (!candidates.empty()) {
+        tcp::socket socket(io_);
+        asio::steady_timer timer(io_);
+        timer.expires_after(std::chrono::seconds(2));
+        timer.async_wait([&socket](const error_code& e) {
+            error_code ignored;
+            if (!e) socket.close(ignored);
+        });
+        auto [ec, endpoint] = co_await asio::async_connect(socket, candidates, use_tuple);
+        timer.cancel();
+        ok = !ec;
+        error_code ignored;
+        socket.close(ignored);
+    }
+    backend_outcome(ok);
+    co_return ok;
+}
+
+std::string server::render_metrics() const {
+    std::string out;
+    out.reserve(8192);
+    ops::metrics::global().render(out);
+    ops::append_family(out, "smtpgate_sessions_active", "gauge", "Client sessions open now.");
+    ops::append_sample(out, "smtpgate_sessions_active", "", static_cast<double>(sessions_.size()));
+    ops::append_family(out, "smtpgate_draining", "gauge", "1 while shutting down.");
+    ops::append_sample(out, "smtpgate_draining", "", draining_ ? 1 : 0);
+    ops::append_family(out, "smtpgate_limiter_entries", "gauge",
+                       "Entries in the limiter table (state.max_entries bounds it).");
+    ops::append_sample(out, "smtpgate_limiter_entries", "", static_cast<double>(store_.size()));
+    ops::append_family(out, "smtpgate_limiter_capacity", "gauge", "state.max_entries.");
+    ops::append_sample(out, "smtpgate_limiter_capacity", "",
+                       static_cast<double>(settings_->state.max_entries));
+    ops::append_family(out, "smtpgate_limiter_evictions_total", "counter",
+                       "Entries evicted from a full limiter table.");
+    ops::append_sample(out, "smtpgate_limiter_evictions_total", "",
+                       static_cast<double>(store_.evictions()));
+    ops::append_family(out, "smtpgate_rules", "gauge", "[[rule]] entries in the configuration.");
+    ops::append_sample(out, "smtpgate_rules", "", static_cast<double>(settings_->rules.size()));
+    return out;
 }
 
 std::shared_ptr<asio::ssl::context> server::tls_context() {
@@ -89,6 +222,11 @@ server::~server() {
 
 void server::start() {
     reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    // The admin endpoint first: once the SMTP port listens, /healthz answers too.
+    if (settings_->admin.listen) {
+        admin_ = std::make_unique<admin_server>(io_, *this, *settings_->admin.listen);
+        admin_->start();
+    }
     for (const auto& ep : settings_->server.listen) {
         const tcp::endpoint endpoint(asio::ip::make_address(ep.host), ep.port);
         auto acceptor = std::make_unique<tcp::acceptor>(io_);
@@ -135,7 +273,7 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
         error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
         auto session = std::make_shared<client_session>(*this, std::move(socket), settings_,
-                                                        next_session_id());
+                                                        policies_, next_session_id());
         asio::co_spawn(io_, session->run(), [session](std::exception_ptr e) {
             log_escaped("session " + session->id(), e);
         });
@@ -211,9 +349,7 @@ asio::awaitable<void> server::watch_signals() {
         auto [ec, signal] = co_await signals_.async_wait(use_tuple);
         if (ec) co_return;
         if (signal == SIGHUP) {
-            ops::log(ops::level::warning, "reload")
-                .kv("status", "unsupported")
-                .kv("detail", "this version does not reload; restart to apply a new configuration");
+            reload();
             continue;
         }
         if (!draining_) {
@@ -231,11 +367,31 @@ void server::drain() {
     if (draining_) return;
     draining_ = true;
     error_code ignored;
-    for (auto& acceptor : acceptors_)
+    // Connections the kernel already completed wait in the backlog; closing the listener would
+    // reset them. Each gets 421 4.3.2 instead, so its MTA retries in an orderly way.
+    std::size_t backlog = 0;
+    for (auto& acceptor : acceptors_) {
+        acceptor->non_blocking(true, ignored);
+        for (std::size_t i = 0; i < listen_backlog; ++i) {
+            tcp::socket socket(io_);
+            error_code ec;
+            acceptor->accept(socket, ec);
+            if (ec) break;
+            std::string reply;
+            smtp::append_reply(reply, smtp::replies::shutting_down, hostname_);
+            socket.non_blocking(true, ec);
+            socket.write_some(asio::buffer(reply), ec);
+            socket.shutdown(tcp::socket::shutdown_send, ec);
+            socket.close(ec);
+            ++backlog;
+        }
         acceptor->close(ignored);
+    }
+    if (admin_) admin_->stop();
     ops::log(ops::level::info, "shutdown")
         .kv("phase", "drain")
         .kv("sessions", sessions_.size())
+        .kv("backlog", backlog)
         .kv("grace_ms", settings_->server.shutdown_grace.count());
     if (sessions_.empty()) {
         signals_.cancel(ignored);
@@ -275,12 +431,12 @@ std::string server::next_session_id() {
     return fmt::format("{:06x}{:06x}", id_prefix_, ++session_counter_);
 }
 
-int run(const config::settings& settings) {
+int run(const config::settings& settings, config_loader reload) {
     std::signal(SIGPIPE, SIG_IGN);
     // One thread runs everything; the hint lets Asio skip the reactor's per-descriptor
     // locking (the scheduler keeps its lock for the resolver's and signals' threads).
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
-    server s(io, settings);
+    server s(io, settings, std::move(reload));
     s.start();
     ops::log(ops::level::info, "start")
         .kv("version", SMTPGATE_VERSION)

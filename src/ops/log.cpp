@@ -8,6 +8,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "smtpgate/ops/metrics.hpp"
+
 namespace smtpgate::ops {
 namespace {
 
@@ -123,7 +125,8 @@ bool log_enabled(level l) {
     return l >= state().min_level.load(std::memory_order_relaxed);
 }
 
-log_line::log_line(level l, std::string_view event) : level_(l), enabled_(log_enabled(l)) {
+log_line::log_line(level l, std::string_view event)
+    : event_(event), level_(l), enabled_(log_enabled(l)) {
     if (!enabled_) return;
     line_.reserve(256);
     const auto& s = state();
@@ -151,6 +154,10 @@ log_line::log_line(level l, std::string_view event) : level_(l), enabled_(log_en
 }
 
 log_line& log_line::kv(std::string_view key, std::string_view value) {
+    // The label of the metric: the reason, or for timeouts the phase, for reloads the status.
+    if (reason_.empty() && (key == "reason" || key == "phase" || key == "status"))
+        reason_.assign(value);
+    if (key == "action") action_.assign(value);
     if (!enabled_) return *this;
     if (state().format.load() == config::log_format::json) {
         line_.push_back(',');
@@ -179,6 +186,7 @@ log_line& log_line::number(std::string_view key, std::int64_t value) {
 }
 
 log_line::~log_line() {
+    metrics::global().count_event(event_, reason_, action_);
     if (!enabled_) return;
     const auto& s = state();
     if (s.format.load() == config::log_format::json) line_.push_back('}');

@@ -1158,10 +1158,12 @@ class Proxy:
         self.max_open_files = max_open_files
         self.host = listen_host
         self.port = free_port(listen_host)
+        self.admin_port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-proxy-"))
         self.config = _merge({
             "server": {"listen": [format_address(listen_host, self.port)], "hostname": "gate.test",
                        "max_connections": 2000, "shutdown_grace": "5s"},
+            "admin": {"listen": f"{LOCALHOST}:{self.admin_port}"},
             "backend": {"address": backend_address, "identity": "none", "connect_timeout": "10s"},
             "log": {"format": "text", "target": "stderr", "level": "info"},
         }, overrides or {})
@@ -1204,6 +1206,9 @@ class Proxy:
                 # Another test process took the free port first (ctest -j): pick another.
                 self.port = free_port(self.host)
                 self.config["server"]["listen"] = [format_address(self.host, self.port)]
+                if self.config["admin"].get("listen"):
+                    self.admin_port = free_port()
+                    self.config["admin"]["listen"] = f"{LOCALHOST}:{self.admin_port}"
         return self
 
     @property
@@ -1313,6 +1318,10 @@ class Proxy:
     @property
     def address(self) -> str:
         return format_address(self.host, self.port)
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{LOCALHOST}:{self.admin_port}"
 
     def connect(self) -> SmtpClient:
         return SmtpClient(self.host, self.port)

@@ -109,6 +109,12 @@ struct backend_settings {
     std::string tls_ca_file;
 };
 
+/// The admin HTTP endpoint: /metrics (Prometheus), /healthz, /readyz.
+struct admin_settings {
+    /// Where it listens; unset = off. Keep it on loopback or a private network.
+    std::optional<endpoint> listen = endpoint{"127.0.0.1", 9590};
+};
+
 /// STARTTLS on the client side, terminated in the proxy. Off unless a certificate is set.
 struct tls_settings {
     /// PEM: the server certificate followed by its chain.
@@ -247,6 +253,7 @@ struct settings {
     server_settings server;
     backend_settings backend;
     tls_settings tls;
+    admin_settings admin;
     timeout_settings timeouts;
     smtp_settings smtp;
     log_settings log;

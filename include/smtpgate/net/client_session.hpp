@@ -49,12 +49,14 @@ using tcp = asio::ip::tcp;
 using steady_clock = std::chrono::steady_clock;
 
 class server;
+struct policy_set;
 
 class client_session : public std::enable_shared_from_this<client_session>,
                        public session::transaction_policy {
   public:
     client_session(server& owner, tcp::socket client,
-                   std::shared_ptr<const config::settings> settings, std::string id);
+                   std::shared_ptr<const config::settings> settings,
+                   std::shared_ptr<policy_set> policies, std::string id);
     ~client_session();
     client_session(const client_session&) = delete;
     client_session& operator=(const client_session&) = delete;
@@ -143,6 +145,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
     server& owner_;
     std::shared_ptr<const config::settings> settings_;
+    std::shared_ptr<policy_set> policies_;  // the checks of the settings this session started with
     std::string id_;
     tcp::socket client_;
     tcp::socket backend_;
@@ -150,6 +153,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     // shared with the server's so a certificate reload does not pull it from under us.
     std::shared_ptr<asio::ssl::context> tls_context_;
     std::optional<asio::ssl::stream<tcp::socket&>> client_tls_;
+    std::shared_ptr<asio::ssl::context> backend_tls_context_;
     std::optional<asio::ssl::stream<tcp::socket&>> backend_tls_;
     asio::steady_timer watchdog_;
     asio::steady_timer delay_timer_;

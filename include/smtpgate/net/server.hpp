@@ -5,6 +5,10 @@
 // idle sessions get 421 4.3.2, busy ones finish their transaction; when `shutdown_grace`
 // passes, the rest are stopped with 421 4.3.2. A second signal stops at once. The process
 // exits when the last session has closed; io_context::stop() is never used.
+// SIGHUP reloads: the file is read and validated first; a bad file (or one that changes what
+// only a restart can: listeners, table size, resolver) is logged and the running settings stay;
+// a good one is swapped in for new sessions, while sessions in flight keep the settings and
+// policies they started with. Limiter state (counters, penalty boxes) is shared and survives.
 //
 // Threading: one io_context, one thread. Everything here runs on it.
 #pragma once
@@ -17,6 +21,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -37,10 +42,25 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 class client_session;
+class admin_server;
+
+/// The checks of one configuration over the shared limiter state. A session holds the set it
+/// started with, so a reload never changes the rules under a session in flight.
+struct policy_set {
+    policy_set(const config::settings& settings, state::limiter_store& store,
+               state::concurrency_table& connections)
+        : admission(settings, store, connections), transactions(settings, store) {}
+    policy::admission admission;
+    policy::transaction_checks transactions;
+};
+
+/// Reads the configuration again (the file, plus command-line overrides); throws
+/// config::load_error.
+using config_loader = std::function<config::settings()>;
 
 class server {
   public:
-    server(asio::io_context& io, config::settings settings);
+    server(asio::io_context& io, config::settings settings, config_loader reload = {});
     ~server();
 
     /// Binds every listen address (throws std::system_error naming the address on failure)
@@ -54,12 +74,24 @@ class server {
     /// Resolved backend address when the configuration names an IP literal.
     const std::optional<tcp::endpoint>& backend_endpoint() const { return backend_endpoint_; }
 
-    /// Admission checks and the per-client state they keep.
-    policy::admission& admission() { return admission_; }
+    /// The settings and policies new sessions start with.
+    const std::shared_ptr<const config::settings>& settings() const { return settings_; }
+    const std::shared_ptr<policy_set>& policies() const { return policies_; }
+    bool draining() const { return draining_; }
+    std::size_t sessions() const { return sessions_.size(); }
     /// Reverse lookups of clients, or null when server.reverse_lookup is off.
     reverse_resolver* resolver() { return resolver_.get(); }
-    /// HELO, sender and rate checks inside sessions, over the same limiter state.
-    policy::transaction_checks& transactions() { return transactions_; }
+
+    /// SIGHUP: reload the configuration (see the header comment); true when it was applied.
+    bool reload();
+
+    /// The Prometheus text of every metric, server gauges included.
+    std::string render_metrics() const;
+    /// Accepting clients (not draining) and the backend reachable: the last connection a
+    /// session made succeeded within 10 s, or a probe connection does now.
+    asio::awaitable<bool> ready();
+    /// A session's backend connection attempt, for readiness.
+    void backend_outcome(bool ok);
     /// The TLS context for the next STARTTLS handshake; null when tls.certificate is unset.
     std::shared_ptr<asio::ssl::context> tls_context();
     /// The client context for STARTTLS to the backend; null when backend.tls is off.
@@ -73,6 +105,9 @@ class server {
 
   private:
     asio::awaitable<void> accept_loop(tcp::acceptor& acceptor);
+    /// Applies `fresh` (already validated): settings, policies, TLS, logging.
+    void apply(std::shared_ptr<const config::settings> fresh);
+    asio::awaitable<bool> probe_backend();
     asio::awaitable<void> watch_signals();
     asio::awaitable<void> grace_period();
     void refuse(tcp::socket& socket, bool observe_only,
@@ -85,6 +120,7 @@ class server {
 
     asio::io_context& io_;
     std::shared_ptr<const config::settings> settings_;
+    config_loader reload_;
     std::string hostname_;
     std::optional<tcp::endpoint> backend_endpoint_;
     std::vector<std::unique_ptr<tcp::acceptor>> acceptors_;
@@ -93,8 +129,10 @@ class server {
     std::list<client_session*> sessions_;
     state::memory_store store_;
     state::concurrency_table connections_;
-    policy::admission admission_;
-    policy::transaction_checks transactions_;
+    std::shared_ptr<policy_set> policies_;
+    std::unique_ptr<admin_server> admin_;
+    std::optional<bool> backend_ok_;
+    std::chrono::steady_clock::time_point backend_checked_{};
     std::unique_ptr<reverse_resolver> resolver_;
     std::unique_ptr<tls_context_source> tls_;
     std::shared_ptr<asio::ssl::context> backend_tls_;
@@ -109,7 +147,8 @@ class server {
     bool stopping_ = false;
 };
 
-/// Runs the proxy until it has shut down; returns the process exit status.
-int run(const config::settings& settings);
+/// Runs the proxy until it has shut down; returns the process exit status. `reload` reads the
+/// configuration again on SIGHUP.
+int run(const config::settings& settings, config_loader reload = {});
 
 }  // namespace smtpgate::net

@@ -1,7 +1,8 @@
 // Structured event log: one line per event, `key=value` text or JSON, to stderr or syslog.
 //
 // Usage: `ops::log(ops::level::info, "connect").kv("session", id).kv("client", addr);`
-// The line is written when the temporary goes out of scope. Event names and keys are a
+// The line is written when the temporary goes out of scope, and counted in the metrics
+// (event, reason, action) whether or not its level is logged. Event names and keys are a
 // documented contract (docs/logging.md): log shippers and fail2ban filters depend on them.
 //
 // Threading: configure() once at start-up or between reloads on the I/O thread; lines are
@@ -45,6 +46,10 @@ class log_line {
     log_line& number(std::string_view key, std::int64_t value);
 
     std::string line_;
+    // For the metrics (ops/metrics.hpp), kept whatever the log level.
+    std::string_view event_;
+    std::string reason_;
+    std::string action_;
     level level_;
     bool enabled_;
 };
