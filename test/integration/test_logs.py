@@ -6,10 +6,12 @@ fail2ban filters depend on.
 """
 
 import json
+import os
 import re
 import unittest
+from pathlib import Path
 
-from harness import IntegrationCase, ScriptedBackend, parse_text_log_line
+from harness import IntegrationCase, ScriptedBackend, SmtpClient, parse_text_log_line, run_tool
 
 COUNTERS = ("commands", "messages", "bytes_in", "bytes_out", "duration_ms")
 
@@ -156,6 +158,51 @@ class JsonLogTest(IntegrationCase):
             for k in ("bytes_in", "bytes_out", "commands", "messages", "duration_ms"):
                 self.assertIsInstance(e.get(k), int, f"{k} in {e}")
         self.assertEqual(entries[-1]["event"], "stopped", "the last line when the process exits")
+
+
+class Fail2banTest(IntegrationCase):
+    """contrib/fail2ban/smtpgate.conf, run by fail2ban-regex over a real log."""
+
+    FILTER = Path(os.environ.get("SMTPGATE_SOURCE_DIR", Path(__file__).resolve().parents[2])) \
+        / "contrib" / "fail2ban" / "smtpgate.conf"
+
+    def client(self, gate, source):
+        client = SmtpClient(gate.host, gate.port, source=source)
+        self.addCleanup(client.close)
+        return client
+
+    def test_the_shipped_filter_catches_abusers_and_spares_mail_servers(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {
+            "timeouts": {"command": "1s"},
+            "rule": [{"match": "127.0.0.2", "greet_pause": "5s"}]})
+        slammer = self.client(gate, "127.0.0.2")
+        slammer.send(b"EHLO too.early\r\n")
+        self.assertReply(slammer.read_reply(), "554 5.5.1")
+        web = self.client(gate, "127.0.0.3")
+        web.read_reply()
+        self.assertReply(web.command("GET / HTTP/1.0"), "521")
+        idle = self.client(gate, "127.0.0.4")
+        idle.read_reply()
+        self.assertReply(idle.read_reply(), "421 4.4.2")
+        mta = self.client(gate, "127.0.0.5")
+        mta.greet()
+        self.assertReply(mta.command("XYZZY"), "500")
+        self.assertReply(mta.send_message("a@example.org", ["b@example.net"], b"ok\r\n"), "250")
+        self.assertReply(mta.command("QUIT"), "221")
+        gate.wait_event("disconnect", reason="quit")
+
+        run = run_tool(["fail2ban-regex", "--print-all-matched", str(gate.log_path),
+                        str(self.FILTER)])
+        out = run.stdout.decode(errors="replace")
+        self.assertEqual(run.returncode, 0, out + run.stderr.decode(errors="replace"))
+        matched = out.split("Matched line(s):", 1)[1].split("`-", 1)[0] if "Matched line(s):" in out else ""
+        for host, why in (("127.0.0.2", "pregreet"), ("127.0.0.3", "non_smtp"),
+                          ("127.0.0.4", "phase=command")):
+            self.assertRegex(matched, rf"client={re.escape(host)}:\d+ \S*{why}",
+                             f"{host} ({why}) must be banned; fail2ban-regex said:\n{out}")
+        self.assertNotIn("client=127.0.0.5:", matched,
+                         f"an MTA with one unknown command must not be banned:\n{out}")
 
 
 if __name__ == "__main__":
