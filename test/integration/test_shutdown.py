@@ -1,7 +1,7 @@
 """shutdown - SIGTERM drains: stop accepting, let sessions finish, say 421 4.3.2, exit 0.
 
 An idle session gets `421 4.3.2` at its next command or when shutdown_grace ends; a message
-in flight is completed (the backend's verdict is relayed) before the process exits.
+in flight (also a 5 MB one, most of it sent after SIGTERM) is completed (the backend's verdict is relayed) before the process exits.
 """
 
 import unittest
@@ -86,6 +86,23 @@ class ShutdownTest(IntegrationCase):
         self.assertClosed(client)
         self.assertEqual(gate.wait_exit(), 0, "exit status")
         self.assertEqual(backend.transactions[0].content, body)
+
+    def test_a_large_message_in_flight_at_sigterm_is_delivered_whole(self):
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "15s"}})
+        client = self.connect(gate)
+        client.greet()
+        for line in ("MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"):
+            client.command(line)
+        body = b"Subject: 5 MB\r\n\r\n" + b"".join(
+            b"%07d " % i + b"x" * 70 + b"\r\n" for i in range(5 * 1024 * 1024 // 80))
+        wire = wire_body(body)
+        client.send(wire[:1024 * 1024])
+        self.stop_accepting(gate)
+        client.send(wire[1024 * 1024:])
+        self.assertReply(client.read_reply(), "250 2.0.0 Ok: queued as RB00001")
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+        self.assertEqual(backend.transactions[0].content, body, "the message arrived whole")
 
     def test_sigterm_without_sessions_exits_0(self):
         backend = self.recording_backend()
