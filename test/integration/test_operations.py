@@ -3,12 +3,13 @@
 The admin endpoint (/metrics in the Prometheus text format, /healthz, /readyz) scraped with
 curl and parsed with prometheus_client's parser; SIGHUP reloads with a bad and a good file
 while smtp-source sends, losing no session and keeping limiter state; a SIGTERM drain with
-many sessions in flight loses no message the backend accepted and cuts no client in DATA
+a thousand sessions in flight loses no message the backend accepted and cuts no client in DATA
 without a 4xx.
 """
 
 import asyncio
 import os
+import resource
 import signal
 import subprocess
 import unittest
@@ -143,7 +144,7 @@ def run_tool_async(cmd) -> subprocess.Popen:
 
 
 class DrainUnderLoadTest(IntegrationCase):
-    SESSIONS = 300
+    SESSIONS = 1000
 
     async def session(self, host, port, n, acked, outcomes):
         """Sends messages until the proxy ends the session; records every 250 and how it ended."""
@@ -200,7 +201,18 @@ class DrainUnderLoadTest(IntegrationCase):
         finally:
             writer.close()
 
-    def test_sigterm_with_hundreds_of_sessions_loses_nothing(self):
+    def setUp(self):
+        # The clients and the recording backend live in this process, two sockets per session;
+        # the proxy inherits the limit. Raise the soft limit as far as the hard one allows.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        need = 2 * self.SESSIONS + 256
+        if soft < need:
+            if hard != resource.RLIM_INFINITY and hard < need:
+                self.fail(f"RLIMIT_NOFILE hard limit {hard} is below the {need} this test needs")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+
+    def test_sigterm_with_a_thousand_busy_sessions_loses_nothing(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address, {"server": {"shutdown_grace": "20s"},
                                             "limits": {"concurrent_per_client": 0}})
