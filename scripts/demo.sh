@@ -19,6 +19,10 @@ In another terminal, send a test message through it:
 
     swaks --server 127.0.0.1:2525 --from sender@example.org --to rcpt@example.net
 
+and watch it count:
+
+    curl -s http://127.0.0.1:9590/metrics | grep -E '^smtpgate_(sessions|messages)_total'
+
 Its log lines appear below. Ctrl-C drains and stops it.
 
 TXT
