@@ -21,17 +21,15 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import textwrap
 from pathlib import Path
 from typing import Iterable, Optional
 
-from harness import (HANG_GUARD, LOCALHOST, PostfixInstance, Reply, SmtpClient, _group_members,
-                     _port_taken, _stop_group, format_address, free_port, wait_for, wait_listening)
+from harness import (HANG_GUARD, LOCALHOST, DaemonInstance, Reply, SmtpClient, _stop_group,
+                     free_port, wait_for)
 
 EXIM_PREFIX = Path("/opt/smtpgate-test/exim")
 EXIM = EXIM_PREFIX / "usr/sbin/exim4"
@@ -57,7 +55,7 @@ def proxy_v1_header(client: SmtpClient, server_port: int, source: str = LOCALHOS
     return f"PROXY TCP4 {source} {LOCALHOST} {sport} {server_port}\r\n"
 
 
-class EximInstance:
+class EximInstance(DaemonInstance):
     """A private Exim daemon that lives in one temp directory: its configuration (exim.conf),
     spool (spool/), logs (log/mainlog, log/rejectlog, log/paniclog) and Maildir mailboxes
     (mail/<local part>/). Nothing of the system's is used, nothing leaves the machine.
@@ -75,8 +73,8 @@ class EximInstance:
     ready means it listens and answers 220 to a probe (which sends a PROXY header when Exim
     wants one); a failed start raises with Exim's logs. Stop: SIGTERM to the process group, a
     bounded wait, SIGKILL for anything left; then the temp directory goes. Exim changes its
-    credentials, which clears PR_SET_PDEATHSIG, so PostfixInstance's watchdog does the same
-    if the test process dies first. Needs root.
+    credentials, so the watchdog of DaemonInstance cleans up if the test process dies first.
+    Needs root.
     """
 
     def __init__(self, users: Iterable[str] = (), domain: str = "example.net",
@@ -95,9 +93,7 @@ class EximInstance:
         self.log_dir = self.dir / "log"
         self.mail_dir = self.dir / "mail"
         self.stderr_path = self.dir / "daemon.stderr"
-        self.proc: Optional[subprocess.Popen] = None
-        self.pgid: Optional[int] = None
-        self._watchdog: Optional[subprocess.Popen] = None
+        self._init_daemon()
 
     # -- configuration -------------------------------------------------------------------------
     def main_settings(self) -> dict[str, str]:
@@ -193,50 +189,17 @@ begin retry
         for d in (self.spool_dir, self.log_dir, self.mail_dir):
             d.mkdir(mode=0o750)
             os.chown(d, exim.pw_uid, exim.pw_gid)
-        for attempt in range(3):
+        def spawn() -> subprocess.Popen:
             # Exim wants its configuration owned by root and writable by nobody else.
             self.config_path.write_text(self.config_text())
             os.chmod(self.config_path, 0o644)
             with open(self.stderr_path, "ab") as err:
-                self.proc = subprocess.Popen([str(EXIM), "-C", str(self.config_path), "-bdf"],
-                                             stdout=err, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
-            self.pgid = self.proc.pid
-            self._start_watchdog()
-            try:
-                wait_listening(self.port, what="Exim daemon", proc=self.proc)
-                break
-            except AssertionError as e:
-                taken = self.proc.poll() is not None and _port_taken(self.port)
-                if not taken or self._fixed_port or attempt == 2:
-                    self._fail_start(f"{e}{f'; {self.address} is in use by another socket' if taken else ''}")
-                # Another test process took the free port first (ctest -j): pick another.
-                self.port = free_port()
-        self._probe()
+                return subprocess.Popen([str(EXIM), "-C", str(self.config_path), "-bdf"],
+                                        stdout=err, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+
+        self._run_daemon(spawn, "Exim daemon")
         return self
-
-    def _start_watchdog(self) -> None:
-        self._release_watchdog()
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-c", PostfixInstance._WATCHDOG, str(self.pgid), str(self.dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-
-    def _release_watchdog(self) -> None:
-        """Tells the watchdog that stop() did its job, and waits for it to exit."""
-        if self._watchdog is None:
-            return
-        try:
-            self._watchdog.stdin.write(b"stopped\n")
-            self._watchdog.stdin.close()
-        except OSError:
-            pass
-        try:
-            self._watchdog.wait(HANG_GUARD)
-        except subprocess.TimeoutExpired:
-            self._watchdog.kill()
-            self._watchdog.wait(HANG_GUARD)
-        self._watchdog = None
 
     def _probe(self) -> None:
         """Waits until Exim answers 220 (with a PROXY header naming 127.0.0.1 when it wants one,
@@ -267,31 +230,8 @@ begin retry
         temp directory goes. Safe to call twice."""
         if self.proc is not None:
             _stop_group(self.proc, signal.SIGTERM, HANG_GUARD)  # SIGKILLs the group if it must
-            # A delivery process may still be finishing; it is in the same process group.
-            try:
-                wait_for(lambda: not self.processes(), HANG_GUARD, "Exim's processes to exit")
-            except AssertionError:
-                try:
-                    os.killpg(self.pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self._release_watchdog()
-
-    def processes(self) -> list[int]:
-        """Live processes of this instance (the daemon's process group), read from /proc."""
-        return _group_members(self.pgid) if self.pgid is not None else []
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        return format_address(LOCALHOST, self.port)
+        # A delivery process may still be finishing; it is in the same process group.
+        self._finish_stop("Exim")
 
     # -- what Exim logged ----------------------------------------------------------------------
     def log_text(self, name: str = "main") -> str:

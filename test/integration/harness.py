@@ -1433,7 +1433,111 @@ def postfix_installed() -> bool:
     return os.access(POSTFIX, os.X_OK)
 
 
-class PostfixInstance:
+class DaemonInstance:
+    """What the private MTA fixtures (PostfixInstance, EximInstance in exim.py) share: a daemon
+    in its own process group under one temp directory (`self.dir`), started on a free port
+    with retries when a parallel test takes the port first, a watchdog that kills the group
+    and removes the directory if the test process dies without stop() (the daemons change
+    their credentials, which clears PR_SET_PDEATHSIG, so `die_with_parent` cannot reach them),
+    and a stop that sweeps whatever of the group lingers.
+
+    Subclasses set `self.dir`, `self.port`, `self._fixed_port`, and call `_init_daemon()`;
+    they implement `_fail_start(why)` (raise with their logs) and `_probe()` (ready means a 220).
+    """
+
+    # Reads until the test process says "stopped" or dies (EOF); on EOF it cleans up.
+    _WATCHDOG = ("import os, shutil, signal, sys\n"
+                 "if sys.stdin.readline().strip() != 'stopped':\n"
+                 "    try:\n"
+                 "        os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
+                 "    except OSError:\n"
+                 "        pass\n"
+                 "    shutil.rmtree(sys.argv[2], ignore_errors=True)\n")
+
+    def _init_daemon(self) -> None:
+        self.proc: Optional[subprocess.Popen] = None
+        self.pgid: Optional[int] = None
+        self._watchdog: Optional[subprocess.Popen] = None
+
+    def _run_daemon(self, spawn: Callable[[], subprocess.Popen], what: str,
+                    new_port: Callable[[], None] = lambda: None) -> None:
+        """Starts the daemon with `spawn()` until it listens on self.port; a port lost to
+        another test is replaced by a free one (`new_port()` rewrites the configuration);
+        anything else fails the start. Then waits for the 220."""
+        for attempt in range(3):
+            self.proc = spawn()
+            self.pgid = self.proc.pid
+            self._start_watchdog()
+            try:
+                wait_listening(self.port, what=what, proc=self.proc)
+                break
+            except AssertionError as e:
+                # Daemons report a failed bind to syslog, which a container usually lacks, so
+                # the port is checked here.
+                taken = self.proc.poll() is not None and _port_taken(self.port)
+                if not taken or self._fixed_port or attempt == 2:
+                    self._fail_start(f"{e}{f'; {self.address} is in use by another socket' if taken else ''}")
+                # Another test process took the free port first (ctest -j): pick another.
+                self.port = free_port()
+                new_port()
+        self._probe()
+
+    def _start_watchdog(self) -> None:
+        self._release_watchdog()
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", self._WATCHDOG, str(self.pgid), str(self.dir)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+
+    def _release_watchdog(self) -> None:
+        """Tells the watchdog that stop() did its job, and waits for it to exit."""
+        if self._watchdog is None:
+            return
+        try:
+            self._watchdog.stdin.write(b"stopped\n")
+            self._watchdog.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._watchdog.wait(HANG_GUARD)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+            self._watchdog.wait(HANG_GUARD)
+        self._watchdog = None
+
+    def _finish_stop(self, what: str) -> None:
+        """After the daemon itself has stopped (or been killed): waits for the rest of its
+        process group (a delivery still finishing, say), SIGKILLs what is left, removes the
+        directory and releases the watchdog. (A Linux pid stays reserved while it names a live
+        process group.)"""
+        if self.proc is not None:
+            try:
+                wait_for(lambda: not self.processes(), HANG_GUARD, f"{what}'s processes to exit")
+            except AssertionError:
+                try:
+                    os.killpg(self.pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._release_watchdog()
+
+    def processes(self) -> list[int]:
+        """Live processes of this instance (the daemon's process group), read from /proc."""
+        return _group_members(self.pgid) if self.pgid is not None else []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return format_address(LOCALHOST, self.port)
+
+
+class PostfixInstance(DaemonInstance):
     """A private Postfix (Debian's 3.7 package) that lives in one temp directory: its own
     config_directory (etc/), queue_directory (queue/), data_directory (data/), maillog_file
     (maillog) and virtual mailboxes (mail/). The system instance is never touched.
@@ -1456,19 +1560,9 @@ class PostfixInstance:
     Stop: `postfix -c etc stop`, a bounded wait, SIGKILL to the process group for anything
     left; then the temp directory is removed. Needs root (Postfix itself does).
 
-    The master changes its credentials, which clears PR_SET_PDEATHSIG, so `die_with_parent`
-    cannot reach it; a watchdog process holding a pipe from the test process kills the process
-    group and removes the directory if the test process dies without calling stop().
+    The master changes its credentials, so a watchdog (DaemonInstance) cleans up if the test
+    process dies without calling stop().
     """
-
-    # Reads until the test process says "stopped" or dies (EOF); on EOF it cleans up.
-    _WATCHDOG = ("import os, shutil, signal, sys\n"
-                 "if sys.stdin.readline().strip() != 'stopped':\n"
-                 "    try:\n"
-                 "        os.killpg(int(sys.argv[1]), signal.SIGKILL)\n"
-                 "    except OSError:\n"
-                 "        pass\n"
-                 "    shutil.rmtree(sys.argv[2], ignore_errors=True)\n")
 
     def __init__(self, users: Iterable[str] = (), domain: str = "example.net",
                  main: dict[str, str] | None = None, smtpd: dict[str, str] | None = None,
@@ -1486,9 +1580,7 @@ class PostfixInstance:
         self.mail_dir = self.dir / "mail"
         self.maillog_path = self.dir / "maillog"
         self.master_out_path = self.dir / "master.out"
-        self.proc: Optional[subprocess.Popen] = None
-        self.pgid: Optional[int] = None  # the master's process group: every Postfix process
-        self._watchdog: Optional[subprocess.Popen] = None
+        self._init_daemon()  # self.pgid: the master's process group, every Postfix process
         self._check_output = ""
 
     # -- configuration -------------------------------------------------------------------------
@@ -1587,51 +1679,15 @@ class PostfixInstance:
             self._fail_start(f"`postfix -c {self.config_dir} check` exited {check.returncode}")
         master = subprocess.run([POSTCONF, "-c", str(self.config_dir), "-h", "daemon_directory"],
                                 capture_output=True, text=True, timeout=HANG_GUARD).stdout.strip()
-        for attempt in range(3):
+        def spawn() -> subprocess.Popen:
             with open(self.master_out_path, "ab") as out:
-                self.proc = subprocess.Popen(
+                return subprocess.Popen(
                     [os.path.join(master, "master"), "-c", str(self.config_dir), "-s"],
                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                     start_new_session=True)
-            self.pgid = self.proc.pid
-            self._start_watchdog()
-            try:
-                wait_listening(self.port, what="Postfix master", proc=self.proc)
-                break
-            except AssertionError as e:
-                # The master reports its own start-up errors (a failed bind, say) to syslog,
-                # which a container usually lacks, so the port is checked here.
-                taken = self.proc.poll() is not None and _port_taken(self.port)
-                if not taken or self._fixed_port or attempt == 2:
-                    self._fail_start(f"{e}{f'; {self.address} is in use by another socket' if taken else ''}")
-                # Another test process took the free port first (ctest -j): pick another.
-                self.port = free_port()
-                self._write_config()
-        self._probe()
+
+        self._run_daemon(spawn, "Postfix master", new_port=self._write_config)
         return self
-
-    def _start_watchdog(self) -> None:
-        self._release_watchdog()
-        self._watchdog = subprocess.Popen(
-            [sys.executable, "-c", self._WATCHDOG, str(self.pgid), str(self.dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-
-    def _release_watchdog(self) -> None:
-        """Tells the watchdog that stop() did its job, and waits for it to exit."""
-        if self._watchdog is None:
-            return
-        try:
-            self._watchdog.stdin.write(b"stopped\n")
-            self._watchdog.stdin.close()
-        except OSError:
-            pass
-        try:
-            self._watchdog.wait(HANG_GUARD)
-        except subprocess.TimeoutExpired:
-            self._watchdog.kill()
-            self._watchdog.wait(HANG_GUARD)
-        self._watchdog = None
 
     def _probe(self) -> None:
         """Waits until an smtpd answers 220 (a broken smtpd setup fails here, with its log)."""
@@ -1676,32 +1732,8 @@ class PostfixInstance:
                 except subprocess.TimeoutExpired:
                     pass
             _stop_group(self.proc, 0, HANG_GUARD)  # waits; SIGKILLs the group if it must
-            # The master SIGTERMs its process group on the way out; sweep what still lingers
-            # (a Linux pid stays reserved while it names a live process group).
-            try:
-                wait_for(lambda: not self.processes(), HANG_GUARD, "Postfix's processes to exit")
-            except AssertionError:
-                try:
-                    os.killpg(self.pgid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self._release_watchdog()
-
-    def processes(self) -> list[int]:
-        """Live processes of this instance (the master's process group), read from /proc."""
-        return _group_members(self.pgid) if self.pgid is not None else []
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        return format_address(LOCALHOST, self.port)
+        # The master SIGTERMs its process group on the way out; sweep what still lingers.
+        self._finish_stop("Postfix")
 
     # -- what Postfix logged -------------------------------------------------------------------
     def maillog_text(self) -> str:
