@@ -47,34 +47,35 @@ tcp::endpoint endpoint_of(const smtp::proxy_address& p) {
     return {asio::ip::address_v4(b), p.port};
 }
 
+/// The backend's EHLO line for `keyword` (lower case, compared without case), or null.
+const std::string* ehlo_line(const smtp::reply& ehlo, std::string_view keyword) {
+    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
+        const std::string& line = ehlo.lines[i];
+        if (policy::lower_ascii(line.substr(0, line.find(' '))) == keyword) return &line;
+    }
+    return nullptr;
+}
+
+bool offers(const smtp::reply& ehlo, std::string_view keyword) {
+    return ehlo_line(ehlo, keyword) != nullptr;
+}
+
 /// The attribute names of the backend's "XCLIENT NAME ADDR ..." EHLO line; empty when the
 /// backend does not offer XCLIENT to us.
 std::vector<std::string> xclient_offer(const smtp::reply& ehlo) {
+    const std::string* line = ehlo_line(ehlo, "xclient");
+    if (line == nullptr) return {};
     std::vector<std::string> names;
-    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
-        const std::string& line = ehlo.lines[i];
-        const auto keyword = line.substr(0, line.find(' '));
-        if (policy::lower_ascii(keyword) != "xclient") continue;
-        std::size_t pos = keyword.size();
-        while (pos < line.size()) {
-            const auto start = line.find_first_not_of(' ', pos);
-            if (start == std::string::npos) break;
-            const auto end = std::min(line.find(' ', start), line.size());
-            names.push_back(policy::lower_ascii(line.substr(start, end - start)));
-            pos = end;
-        }
-        if (names.empty()) names.emplace_back();  // "XCLIENT" alone: offered, no attributes
+    std::size_t pos = line->find(' ');
+    while (pos < line->size()) {
+        const auto start = line->find_first_not_of(' ', pos);
+        if (start == std::string::npos) break;
+        const auto end = std::min(line->find(' ', start), line->size());
+        names.push_back(policy::lower_ascii(line->substr(start, end - start)));
+        pos = end;
     }
+    if (names.empty()) names.emplace_back();  // "XCLIENT" alone: offered, no attributes
     return names;
-}
-
-/// Whether the EHLO reply lists `keyword` (case-insensitive, lower-case `keyword`).
-bool offers(const smtp::reply& ehlo, std::string_view keyword) {
-    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
-        const std::string& line = ehlo.lines[i];
-        if (policy::lower_ascii(line.substr(0, line.find(' '))) == keyword) return true;
-    }
-    return false;
 }
 
 std::string reply_text(const smtp::reply& r) {

@@ -30,6 +30,18 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int listen_backlog = 1024;
+
+// A one-line reply to a freshly accepted socket, then the close. The reply is short and the
+// socket new: one non-blocking write fits its send buffer.
+void answer_and_close(tcp::socket& socket, const smtp::named_reply& r, std::string_view hostname) {
+    std::string reply;
+    smtp::append_reply(reply, r, hostname);
+    error_code ec;
+    socket.non_blocking(true, ec);
+    socket.write_some(asio::buffer(reply), ec);
+    socket.shutdown(tcp::socket::shutdown_send, ec);
+    socket.close(ec);
+}
 // After EMFILE/ENFILE the accept loop pauses so running sessions can finish and free
 // descriptors, instead of spinning on a full table (OpenSMTPD does the same).
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
@@ -335,13 +347,7 @@ void server::refuse(tcp::socket& socket, bool observe_only, std::string_view rea
         .kv("observed", sessions_.size())
         .kv("limit", settings_->server.max_connections);
     if (observe_only) return;
-    // The reply is short and the socket new: one non-blocking write fits its send buffer.
-    std::string reply;
-    smtp::append_reply(reply, smtp::replies::too_many_connections, hostname_);
-    socket.non_blocking(true, ec);
-    socket.write_some(asio::buffer(reply), ec);
-    socket.shutdown(tcp::socket::shutdown_send, ec);
-    socket.close(ec);
+    answer_and_close(socket, smtp::replies::too_many_connections, hostname_);
 }
 
 asio::awaitable<void> server::watch_signals() {
@@ -377,12 +383,7 @@ void server::drain() {
             error_code ec;
             acceptor->accept(socket, ec);
             if (ec) break;
-            std::string reply;
-            smtp::append_reply(reply, smtp::replies::shutting_down, hostname_);
-            socket.non_blocking(true, ec);
-            socket.write_some(asio::buffer(reply), ec);
-            socket.shutdown(tcp::socket::shutdown_send, ec);
-            socket.close(ec);
+            answer_and_close(socket, smtp::replies::shutting_down, hostname_);
             ++backlog;
         }
         acceptor->close(ignored);
