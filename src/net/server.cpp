@@ -264,7 +264,13 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
     asio::steady_timer backoff(io_);
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
-        if (draining_ || ec == errc::operation_aborted) co_return;
+        if (ec == errc::operation_aborted) co_return;
+        if (draining_) {
+            // Accepted just before the drain began, its completion still queued: the client
+            // is owed the same 421 as the backlog, not a silent close.
+            if (!ec) answer_and_close(socket, smtp::replies::shutting_down, hostname_);
+            co_return;
+        }
         if (ec) {
             const bool out_of_descriptors = ec == errc::no_descriptors || ec.value() == ENFILE;
             log_accept_error(ec);
@@ -275,7 +281,13 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
             }
             continue;
         }
-        if (settings_->server.accept_rate > 0) co_await pace_accepts(backoff);
+        if (settings_->server.accept_rate > 0) {
+            co_await pace_accepts(backoff);
+            if (draining_) {
+                answer_and_close(socket, smtp::replies::shutting_down, hostname_);
+                co_return;
+            }
+        }
         if (sessions_.size() >= settings_->server.max_connections
             && settings_->modes.max_connections != config::check_mode::off) {
             const bool observe = settings_->modes.max_connections == config::check_mode::observe;

@@ -4,9 +4,11 @@ An idle session gets `421 4.3.2` at its next command or when shutdown_grace ends
 in flight (also a 5 MB one, most of it sent after SIGTERM) is completed (the backend's verdict is relayed) before the process exits.
 """
 
+import signal
+import socket
 import unittest
 
-from harness import IntegrationCase, is_listening, port_refuses, wait_for, wire_body
+from harness import HANG_GUARD, IntegrationCase, is_listening, port_refuses, wait_for, wire_body
 
 
 class ShutdownTest(IntegrationCase):
@@ -103,6 +105,35 @@ class ShutdownTest(IntegrationCase):
         self.assertReply(client.read_reply(), "250 2.0.0 Ok: queued as RB00001")
         self.assertEqual(gate.wait_exit(), 0, "exit status")
         self.assertEqual(backend.transactions[0].content, body, "the message arrived whole")
+
+    def test_connections_waiting_to_be_accepted_at_sigterm_are_answered_never_dropped(self):
+        # Connections the proxy has not accepted yet when SIGTERM arrives (the kernel holds
+        # them; here the proxy is stopped while they connect, so SIGTERM and the waiting
+        # connections reach it together) must each get a reply: the sessions started before
+        # the drain reply 220, the rest 421 4.3.2. A close without a reply looks to an MTA
+        # like a broken server.
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "5s"},
+                                            "limits": {"concurrent_per_client": 0}})
+        gate.proc.send_signal(signal.SIGSTOP)
+        try:
+            clients = [socket.create_connection((gate.host, gate.port), timeout=HANG_GUARD)
+                       for _ in range(50)]
+            gate.proc.send_signal(signal.SIGTERM)
+            gate.terminated = True
+        finally:
+            gate.proc.send_signal(signal.SIGCONT)
+        replies = []
+        for c in clients:
+            with c:
+                try:
+                    replies.append(c.makefile("rb").readline().decode()[:9] or "no reply")
+                except ConnectionResetError:
+                    replies.append("reset")
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+        self.assertEqual([r for r in replies if r[:3] not in ("220", "421")], [],
+                         f"every waiting connection gets a reply: {replies}")
+        self.assertIn("421 4.3.2", replies)
 
     def test_sigterm_without_sessions_exits_0(self):
         backend = self.recording_backend()
