@@ -953,81 +953,11 @@ class _ScriptedSession:
 
 
 # --------------------------------------------------------------------------------------------
-# SmtpSink: Postfix's smtp-sink
+# Child processes: Postfix's tools, certificates, process groups
 # --------------------------------------------------------------------------------------------
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SMTP_SOURCE = "/usr/sbin/smtp-source"
-
-
-class SmtpSink:
-    """/usr/sbin/smtp-sink on 127.0.0.1:<free port>, each message dumped to its own file.
-
-    smtp-sink advertises XCLIENT and XFORWARD (which smtpgate must hide) and PIPELINING."""
-
-    def __init__(self, port: int | None = None, extra_args: Iterable[str] = ()):
-        self._fixed_port = port is not None
-        self.port = port or free_port()
-        self.extra_args = list(extra_args)
-        self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-sink-"))
-        self.dump_dir = self.dir / "dump"
-        self.dump_dir.mkdir()
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> "SmtpSink":
-        # smtp-sink drops privileges when started as root and then writes the dumps as that user.
-        os.chmod(self.dir, 0o755)
-        os.chmod(self.dump_dir, 0o777)
-        user = ["-u", "nobody"] if os.geteuid() == 0 else []
-        self._out = open(self.dir / "smtp-sink.out", "wb")
-        for attempt in range(3):
-            cmd = [SMTP_SINK, *user, "-d", f"{self.dump_dir}/msg.", *self.extra_args,
-                   f"{LOCALHOST}:{self.port}", "100"]
-            self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=die_with_parent)
-            try:
-                wait_listening(self.port, what="smtp-sink", proc=self.proc)
-                return self
-            except AssertionError:
-                # A lost race for the free port (ctest -j) makes smtp-sink exit at once.
-                if self._fixed_port or self.proc.poll() is None or attempt == 2:
-                    if self.proc.poll() is None:
-                        _stop_group(self.proc, signal.SIGKILL, HANG_GUARD)
-                    self.proc = None
-                    out = (self.dir / "smtp-sink.out").read_bytes().decode(errors="replace")
-                    raise AssertionError(f"smtp-sink did not start: {out}") from None
-                self.port = free_port()
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_group(self.proc, signal.SIGTERM, HANG_GUARD)
-            self.proc = None
-        if getattr(self, "_out", None) is not None:
-            self._out.close()
-            self._out = None
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    @property
-    def address(self) -> str:
-        return format_address(LOCALHOST, self.port)
-
-    def messages(self) -> list[bytes]:
-        """The dumped messages (smtp-sink headers included), in file-name order."""
-        return [p.read_bytes() for p in sorted(self.dump_dir.iterdir())]
-
-    def clear(self) -> None:
-        for p in self.dump_dir.iterdir():
-            p.unlink()
-
-    def message_count(self) -> int:
-        return sum(1 for _ in self.dump_dir.iterdir())
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -1535,6 +1465,71 @@ class DaemonInstance:
     @property
     def address(self) -> str:
         return format_address(LOCALHOST, self.port)
+
+
+# --------------------------------------------------------------------------------------------
+# SmtpSink: Postfix's smtp-sink
+# --------------------------------------------------------------------------------------------
+
+class SmtpSink(DaemonInstance):
+    """/usr/sbin/smtp-sink on 127.0.0.1:<free port>, each message dumped to its own file.
+
+    smtp-sink advertises XCLIENT and XFORWARD (which smtpgate must hide) and PIPELINING. As
+    root it runs as nobody, which clears PR_SET_PDEATHSIG: the DaemonInstance watchdog is what
+    removes it if the test process dies."""
+
+    def __init__(self, port: int | None = None, extra_args: Iterable[str] = ()):
+        self._fixed_port = port is not None
+        self.port = port or free_port()
+        self.extra_args = list(extra_args)
+        self.dir = Path(tempfile.mkdtemp(prefix="smtpgate-sink-"))
+        self.dump_dir = self.dir / "dump"
+        self.dump_dir.mkdir()
+        self._out = None
+        self._init_daemon()
+
+    def start(self) -> "SmtpSink":
+        # smtp-sink drops privileges when started as root and then writes the dumps as that user.
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.dump_dir, 0o777)
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self._out = open(self.dir / "smtp-sink.out", "wb")
+
+        def spawn() -> subprocess.Popen:
+            cmd = [SMTP_SINK, *user, "-d", f"{self.dump_dir}/msg.", *self.extra_args,
+                   f"{LOCALHOST}:{self.port}", "100"]
+            return subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, preexec_fn=die_with_parent)
+
+        self._run_daemon(spawn, "smtp-sink")
+        return self
+
+    def _probe(self) -> None:
+        """smtp-sink answers as soon as it listens; a probe session would only add noise."""
+
+    def _fail_start(self, why: str):
+        out = (self.dir / "smtp-sink.out").read_bytes().decode(errors="replace")
+        self.stop()
+        raise AssertionError(f"smtp-sink did not start: {why}\n{out}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc, signal.SIGTERM, HANG_GUARD)
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        self._finish_stop("smtp-sink")
+
+    def messages(self) -> list[bytes]:
+        """The dumped messages (smtp-sink headers included), in file-name order."""
+        return [p.read_bytes() for p in sorted(self.dump_dir.iterdir())]
+
+    def clear(self) -> None:
+        for p in self.dump_dir.iterdir():
+            p.unlink()
+
+    def message_count(self) -> int:
+        return sum(1 for _ in self.dump_dir.iterdir())
 
 
 class PostfixInstance(DaemonInstance):
