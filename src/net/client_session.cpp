@@ -142,8 +142,13 @@ asio::awaitable<void> client_session::run() {
     if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
     // Only a client that passed admission and the greet pause costs a backend connection.
     if (proceeding() && !engine_.answering_locally()) {
-        co_await connect_backend();
-        if (proceeding()) co_await greet_backend();
+        if (interrupt_ == interrupt::drain) {
+            // Shutting down before the banner: 421 4.3.2 now, no backend connection.
+            engine_.on_shutdown();
+        } else {
+            co_await connect_backend();
+            if (proceeding()) co_await greet_backend();
+        }
     }
     while (proceeding())
         co_await relay_loop();

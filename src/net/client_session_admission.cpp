@@ -12,6 +12,7 @@
 namespace smtpgate::net {
 
 using boost::system::error_code;
+namespace errc = boost::asio::error;
 
 void client_session::log_verdict(const policy::verdict& v) {
     auto line = ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject");
@@ -59,9 +60,15 @@ asio::awaitable<void> client_session::greet_pause() {
     }
     // Bytes that came with a load balancer's PROXY header were sent before any banner too.
     if (client_in_.empty()) {
+        // Nothing is owed yet, so a drain may cut the pause short; run() then answers 421
+        // instead of the banner. Not after a teaser: that banner is already half sent.
+        if (interrupt_ == interrupt::drain) co_return;
+        idle_ = !cfg.teaser;
         const auto r = co_await read_some(side::client, client_in_,
                                           std::min(steady_clock::now() + pause, session_deadline_));
+        idle_ = false;
         if (r.timed_out) co_return;  // a patient client: go on to the banner
+        if (r.ec == errc::operation_aborted && interrupt_ == interrupt::drain) co_return;
         if (r.ec) {
             on_io_failure(r, session::deadline::command, false);
             co_return;

@@ -135,6 +135,20 @@ class ShutdownTest(IntegrationCase):
                          f"every waiting connection gets a reply: {replies}")
         self.assertIn("421 4.3.2", replies)
 
+    def test_a_client_in_the_greet_pause_gets_421_4_3_2_at_once_and_costs_no_backend(self):
+        # Nothing is owed to a client still waiting for its banner: the drain answers it now
+        # instead of at the end of the pause or of the grace (both longer than a reply wait).
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"shutdown_grace": "60s"},
+                                            "greet_pause": {"delay": "120s"}})
+        client = self.connect(gate)
+        wait_for(lambda: " connect session=" in gate.log_text(), what="the greet pause to begin")
+        gate.terminate()
+        self.assertReply(client.read_reply(), "421 4.3.2", "instead of the banner")
+        self.assertClosed(client)
+        self.assertEqual(gate.wait_exit(), 0, "exit status")
+        self.assertEqual(backend.connections_opened, 0, "backend connections")
+
     def test_sigterm_without_sessions_exits_0(self):
         backend = self.recording_backend()
         gate = self.proxy(backend.address)

@@ -64,8 +64,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
     /// The whole session; returns when both connections are closed.
     asio::awaitable<void> run();
 
-    /// Shutdown began: close now if idle between transactions, else at the next command
-    /// outside a transaction.
+    /// Shutdown began: close now if idle between transactions or in the greet pause (421
+    /// instead of the banner), else at the next command outside a transaction.
     void drain();
     /// Shutdown grace is over: 421 4.3.2 and close, wherever the session is.
     void stop();
@@ -188,7 +188,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     bool backend_connected_ = false;
     bool awaiting_final_reply_ = false;
     bool client_gone_ = false;
-    bool idle_ = false;
+    bool idle_ = false;  // waiting for the client with nothing owed: a drain closes now
     enum class interrupt { none, drain, stop } interrupt_ = interrupt::none;
     std::uint64_t bytes_in_ = 0;
     std::uint64_t bytes_out_ = 0;
