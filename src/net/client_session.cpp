@@ -432,10 +432,13 @@ asio::awaitable<void> client_session::goodbye() {
             last += d.bytes;
         engine_.delayed().clear();
         const std::size_t n = last.size();
+        bool written = true;
         if (n > 0) {
             const auto r = co_await write_all(side::client, last, deadline);
-            if (!r.ec) bytes_out_ += n;
+            written = !r.ec;
+            if (written) bytes_out_ += n;
         }
+        if (written && client_tls_) co_await end_tls(deadline);
     }
     if (backend_connected_) {
         if (engine_.backend_quit_wanted()) {

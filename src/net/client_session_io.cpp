@@ -115,6 +115,16 @@ asio::awaitable<void> client_session::start_tls() {
     engine_.on_tls_established();
 }
 
+asio::awaitable<void> client_session::end_tls(steady_clock::time_point deadline) {
+    // RFC 8446 6.1: TLS ends with close_notify, or the client cannot tell our close from a cut
+    // connection (OpenSSL 3 reports "unexpected eof"). Ours is sent without waiting for the
+    // client's, as nginx does; the lingering close then reads the plain socket.
+    SSL_set_shutdown(client_tls_->native_handle(), SSL_RECEIVED_SHUTDOWN);
+    arm_watchdog(deadline);
+    co_await client_tls_->async_shutdown(use_tuple);
+    client_tls_.reset();
+}
+
 client_session::io_result client_session::finish_io(error_code ec, std::size_t n) {
     // Data that arrived is data, even if the deadline passed in the same instant.
     if (ec == errc::operation_aborted && timed_out_) return io_result{errc::timed_out, n, true};

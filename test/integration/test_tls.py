@@ -43,13 +43,13 @@ class StartTlsTest(IntegrationCase):
         settings.update(tls)
         return self.proxy(backend.address, {"tls": settings})
 
-    def starttls(self, gate):
-        """A client in TLS after EHLO and STARTTLS; returns it and its session id."""
+    def starttls(self, gate, context: ssl.SSLContext | None = None):
+        """A client in TLS after EHLO and STARTTLS."""
         client = self.connect(gate)
         _, ehlo = client.greet()
         self.assertIn("STARTTLS", ehlo.texts, "offered before TLS")
         self.assertReply(client.command("STARTTLS"), "220 2.0.0")
-        client.start_tls(no_verify())
+        client.start_tls(context or no_verify())
         return client
 
     def peer_certificate(self, gate) -> bytes:
@@ -126,6 +126,25 @@ class StartTlsTest(IntegrationCase):
         leaked = [c for c in backend.commands() if c.split(b" ")[0].upper()
                   in (b"XCLIENT", b"XFORWARD", b"PROXY")]
         self.assertEqual(leaked, [], "identity commands reached the backend")
+
+    def test_the_proxy_ends_tls_with_close_notify_after_quit_and_after_a_421(self):
+        # RFC 8446 6.1: without close_notify a client cannot tell the end of the session from
+        # a cut connection (OpenSSL 3: "unexpected eof while reading"). Python ignores that by
+        # default; this client does not.
+        strict = no_verify()
+        strict.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+        backend = self.recording_backend()
+        gate = self.tls_proxy(backend)
+        quitting, idle = self.starttls(gate, strict), self.starttls(gate, strict)
+        for client in (quitting, idle):
+            self.assertReply(client.command("EHLO client.test"), "250")
+        self.assertReply(quitting.command("QUIT"), "221")
+        gate.terminate()  # the idle session gets 421 4.3.2 at once
+        self.assertReply(idle.read_reply(), "421 4.3.2")
+        for client in (quitting, idle):
+            client.sock.settimeout(HANG_GUARD)
+            self.assertEqual(client.sock.recv(64), b"", "the end of TLS, then of TCP")
+        self.assertEqual(gate.wait_exit(), 0)
 
     def test_a_client_that_does_not_handshake_is_closed_without_a_reply(self):
         backend = self.recording_backend()

@@ -98,6 +98,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<bool> flush_backend();
     asio::awaitable<bool> flush_backend_bytes(std::string& bytes);
     asio::awaitable<void> goodbye();
+    asio::awaitable<void> end_tls(steady_clock::time_point deadline);
     /// Parses one reply from what the backend already sent, if it is all there.
     smtp::reply_status parse_buffered_reply();
     void log_events();
