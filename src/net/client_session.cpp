@@ -32,6 +32,8 @@ constexpr std::size_t message_chunk = 64 * 1024;
 // The goodbye (last reply, QUIT to the backend, lingering close) has its own short deadline:
 // a client that stops reading must not hold the session open.
 constexpr auto goodbye_timeout = std::chrono::seconds(5);
+// Forwards before which the backend socket is checked for replies nobody asked for.
+constexpr int checked_forwards_max = 3;
 
 }  // namespace
 
@@ -286,6 +288,33 @@ smtp::reply_status client_session::parse_buffered_reply() {
     }
 }
 
+bool client_session::backend_spoke_out_of_turn(bool ask_socket) {
+    // A backend speaks only when spoken to. Bytes beyond the replies owed mean it read
+    // something that was not sent as a command, typically a PROXY header it was not told to
+    // expect, and every later reply would answer the wrong command. Before the first few
+    // forwards the socket is asked too (one ioctl each): such an answer follows the banner by
+    // microseconds, and if it came late, the real reply it pushed back is pending next time.
+    if (ask_socket && backend_in_.empty() && !backend_tls_) {
+        error_code ec;
+        if (backend_.available(ec) > 0 && !ec) {
+            const auto space = backend_in_.prepare();
+            backend_in_.commit(backend_.read_some(asio::buffer(space.data(), space.size()), ec));
+        }
+    }
+    if (backend_in_.empty()) return false;
+    const auto data = backend_in_.data();
+    std::string detail = "unasked: \"" + std::string(data.substr(0, data.find_first_of("\r\n")));
+    detail += '"';
+    if (settings_->backend.identity == config::identity_mode::proxy_v1
+        || settings_->backend.identity == config::identity_mode::proxy_v2) {
+        detail +=
+            "; does the backend expect the PROXY header (Postfix "
+            "smtpd_upstream_proxy_protocol, Exim hosts_proxy)?";
+    }
+    engine_.on_backend_failure("unsolicited_reply", std::move(detail));
+    return true;
+}
+
 asio::awaitable<void> client_session::read_backend_reply(bool banner) {
     const auto timeout = awaiting_final_reply_ ? settings_->backend.data_reply_timeout
                                                : settings_->backend.reply_timeout;
@@ -298,12 +327,16 @@ asio::awaitable<void> client_session::read_backend_reply(bool banner) {
         }
         if (status == smtp::reply_status::complete) {
             if (banner) {
-                engine_.on_banner(reply_parser_.result());
+                if (!backend_spoke_out_of_turn(false)) engine_.on_banner(reply_parser_.result());
                 co_return;
             }
             engine_.on_backend_reply(reply_parser_.result());
+            if (engine_.closing()) co_return;
             // Pipelined replies that arrived together are all handled before the next write.
-            if (!engine_.awaiting_backend() || engine_.closing()) co_return;
+            if (!engine_.awaiting_backend()) {
+                backend_spoke_out_of_turn(false);
+                co_return;
+            }
             continue;
         }
         const auto r = co_await read_some(side::backend, backend_in_, deadline);
@@ -328,6 +361,10 @@ asio::awaitable<void> client_session::relay_loop() {
     if (engine_.closing()) co_return;
 
     // 2. Forward what the engine accepted, in one write.
+    if (checked_forwards_ < checked_forwards_max && !engine_.to_backend().empty()) {
+        if (backend_spoke_out_of_turn(true)) co_return;
+        ++checked_forwards_;
+    }
     if (!co_await flush_backend()) co_return;
 
     // 3. Wait for whichever side owes the next step.

@@ -156,7 +156,7 @@ asio::awaitable<void> client_session::greet_backend() {
         co_return;
     }
     const auto banner = co_await backend_exchange({});
-    if (!banner) co_return;
+    if (!banner || backend_spoke_out_of_turn(false)) co_return;
     if (banner->code != 220) {
         engine_.on_banner(*banner);  // 421 4.3.0 and close, logged as a backend error
         co_return;

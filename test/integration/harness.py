@@ -648,7 +648,10 @@ class ScriptedBackend:
                  ehlo: list[str] = ORDINARY_EHLO, answers: bool = True,
                  close_in_data: bool = False, lenient_end_of_data: bool = False,
                  port: int | None = None, unknown_users: str | None = None,
-                 xclient_reply: str | None = None):
+                 xclient_reply: str | None = None, out_of_turn: bytes = b""):
+        # Sent with the banner in one write: what a backend answers to a PROXY header it was
+        # not told to expect.
+        self.out_of_turn = out_of_turn
         # Recipients whose local part starts with `unknown_users` get an MTA's unknown-user
         # rejection (550 5.1.1), as Postfix answers for a missing mailbox.
         self.unknown_users = unknown_users
@@ -842,7 +845,7 @@ class _ScriptedSession:
                 return False
 
     def run(self) -> None:
-        self.sock.sendall(self.b.banner)
+        self.sock.sendall(self.b.banner + self.b.out_of_turn)
         if not self.take_proxy_header():
             return
         refused = self.b.banner.startswith(b"5")

@@ -4,7 +4,7 @@ proper 421 and a close, never a hang, and the proxy goes on serving.
 
 import unittest
 
-from harness import HANG_GUARD, IntegrationCase, RecordingBackend, ScriptedBackend
+from harness import HANG_GUARD, IntegrationCase, RecordingBackend, ScriptedBackend, run_tool
 
 
 class BackendFailureTest(IntegrationCase):
@@ -71,6 +71,33 @@ class BackendFailureTest(IntegrationCase):
         self.assertClosed(client)
         self.assertTrue(backend.closed_in_data.is_set())
         self.assertEqual(backend.transactions, [])
+
+    def test_a_backend_that_speaks_out_of_turn_is_dropped_before_replies_go_astray(self):
+        # A backend not told to expect the PROXY header answers it as a command right after its
+        # banner. Relayed, every later reply would answer the wrong command (a 250 to RCPT
+        # taken for the 354 to DATA...); the client gets 421 4.3.0 instead of the banner.
+        for identity in ("proxy-v1", "proxy-v2"):
+            with self.subTest(identity=identity):
+                backend = self.scripted_backend(
+                    ScriptedBackend(out_of_turn=b"500 5.5.1 Error: unknown command\r\n"))
+                gate = self.proxy(backend.address, {"backend": {"identity": identity}})
+                client = self.connect(gate)
+                self.assertReply(client.read_reply(), "421 4.3.0", "instead of the banner")
+                self.assertClosed(client)
+                event = gate.wait_event("backend_error", reason="unsolicited_reply")
+                self.assertIn('unasked: "500 5.5.1 Error: unknown command"', event["detail"])
+                self.assertIn("PROXY header", event["detail"])
+                self.assertEqual([l for l in backend.lines() if l != b"QUIT"], [])
+
+    def test_smtp_sink_unaware_of_the_proxy_header_gets_no_message_and_the_log_says_why(self):
+        sink = self.smtp_sink()
+        gate = self.proxy(sink.address, {"backend": {"identity": "proxy-v1"}})
+        run = run_tool(["swaks", "--server", gate.host, "--port", str(gate.port),
+                        "--from", "a@example.org", "--to", "b@example.net"])
+        self.assertNotEqual(run.returncode, 0, run.stdout.decode(errors="replace"))
+        event = gate.wait_event("backend_error", reason="unsolicited_reply")
+        self.assertIn("PROXY header", event["detail"])
+        self.assertEqual(sink.message_count(), 0)
 
     def test_proxy_keeps_serving_after_a_backend_failure(self):
         backend = self.scripted_backend(ScriptedBackend.closes_in_data())

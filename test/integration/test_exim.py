@@ -148,6 +148,28 @@ class MissingHeaderTest(EximCase):
         self.assertEqual(exim.mailbox("u1@example.net"), [], "u1's mailbox")
 
 
+class UnexpectedHeaderTest(EximCase):
+    def test_a_header_to_an_exim_without_hosts_proxy_is_caught_and_nothing_is_received(self):
+        # Exim reads the header as a command and answers it right after its banner; smtpgate
+        # sees the reply nobody asked for and ends the session before replies go astray.
+        exim = self.exim(users=USERS, proxy_protocol=False)
+        for identity in ("proxy-v1", "proxy-v2"):
+            with self.subTest(identity=identity):
+                gate = self.proxy(exim.address, {"backend": {"identity": identity}})
+                client = self.client(gate, "127.0.0.2")
+                # Caught with the banner when Exim's answer came in the same read, else before
+                # the first command is forwarded.
+                reply = client.read_reply()
+                if reply.code == 220:
+                    reply = client.command("EHLO client.test")
+                self.assertReply(reply, "421 4.3.0")
+                self.assertClosed(client)
+                event = gate.wait_event("backend_error", reason="unsolicited_reply")
+                self.assertIn('unasked: "500 unrecognized command"', event["detail"])
+                self.assertIn("hosts_proxy", event["detail"])
+        self.assertEqual(exim.mailbox("u1@example.net"), [], "u1's mailbox")
+
+
 class EximInstanceTest(EximCase):
     """The fixture itself, without smtpgate: what the tests above rely on."""
 

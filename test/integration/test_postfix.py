@@ -285,6 +285,24 @@ class ProxyProtocolTest(PostfixCase):
                               f"Received: header of the delivered message: got {received!r}")
 
 
+    def test_a_header_to_a_postfix_that_does_not_expect_it_is_caught(self):
+        # Without smtpd_upstream_proxy_protocol Postfix answers the header as a command right
+        # after its banner; smtpgate ends the session before replies answer the wrong command.
+        postfix = self.postfix(users=["u1@example.net"])
+        for identity in ("proxy-v2", "proxy-v1"):
+            with self.subTest(identity=identity):
+                gate = self.proxy(postfix.address, {"backend": {"identity": identity}})
+                client = self.client(gate, "127.0.0.2")
+                reply = client.read_reply()
+                if reply.code == 220:  # Postfix's answer came after the banner's read
+                    reply = client.command("EHLO client.test")
+                self.assertReply(reply, "421 4.3.0")
+                event = gate.wait_event("backend_error", reason="unsolicited_reply")
+                self.assertIn('unasked: "500 5.5.2 Error: ', event["detail"])
+                self.assertIn("smtpd_upstream_proxy_protocol", event["detail"])
+        self.assertEqual(postfix.mailbox("u1@example.net"), [])
+
+
 class XclientTest(PostfixCase):
     def test_postfix_records_the_real_client_address_given_by_xclient(self):
         postfix = self.postfix(users=["u1@example.net"],

@@ -101,6 +101,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<void> end_tls(steady_clock::time_point deadline);
     /// Parses one reply from what the backend already sent, if it is all there.
     smtp::reply_status parse_buffered_reply();
+    bool backend_spoke_out_of_turn(bool ask_socket);
     void log_events();
     /// A PROXY header from a peer that is not a trusted proxy: logged, and the connection
     /// closed without a reply. Looked at once, on the client's first bytes.
@@ -187,6 +188,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     std::string end_reason_;
     std::list<client_session*>::iterator registry_entry_;
     bool backend_connected_ = false;
+    int checked_forwards_ = 0;  // forwards preceded by a backend_spoke_out_of_turn() check
     bool awaiting_final_reply_ = false;
     bool client_gone_ = false;
     bool idle_ = false;  // waiting for the client with nothing owed: a drain closes now
