@@ -303,7 +303,8 @@ bool client_session::backend_spoke_out_of_turn(bool ask_socket) {
     }
     if (backend_in_.empty()) return false;
     const auto data = backend_in_.data();
-    std::string detail = "unasked: \"" + std::string(data.substr(0, data.find_first_of("\r\n")));
+    const auto shown = std::min<std::size_t>(data.find_first_of("\r\n"), 200);  // log line bound
+    std::string detail = "unasked: \"" + std::string(data.substr(0, shown));
     detail += '"';
     if (settings_->backend.identity == config::identity_mode::proxy_v1
         || settings_->backend.identity == config::identity_mode::proxy_v2) {
