@@ -26,16 +26,6 @@ namespace errc = boost::asio::error;
 
 namespace {
 
-smtp::proxy_address proxy_address_of(const tcp::endpoint& ep) {
-    const auto a = client_address_of(ep.address());
-    smtp::proxy_address p;
-    p.ipv6 = a.ipv6;
-    p.bytes = a.bytes;
-    p.port = ep.port();
-    p.text = unmapped(ep.address()).to_string();
-    return p;
-}
-
 tcp::endpoint endpoint_of(const smtp::proxy_address& p) {
     if (p.ipv6) {
         asio::ip::address_v6::bytes_type b{};

@@ -1,7 +1,8 @@
 // Small free helpers shared by the translation units of client_session (client_session.cpp,
-// client_session_io.cpp, client_session_admission.cpp): the completion token for I/O with
-// error codes, the conversion of a socket address to the policy layer's client address, and
-// the one wall-clock read that policies get as `now`.
+// client_session_io.cpp, client_session_admission.cpp) and the server's backend probe
+// (server.cpp): the completion token for I/O with
+// error codes, the conversion of a socket address to the policy layer's client address (and
+// to a PROXY header's), and the one wall-clock read that policies get as `now`.
 //
 // Does not: hold state, do I/O, or make decisions; nothing outside src/net/ includes it.
 // Threading/time: pure conversions, except wall_now(), which reads the system clock; it is
@@ -19,6 +20,7 @@
 
 #include "smtpgate/policy/address.hpp"
 #include "smtpgate/policy/rate.hpp"
+#include "smtpgate/smtp/proxy_header.hpp"
 
 namespace smtpgate::net {
 
@@ -45,6 +47,17 @@ inline policy::client_address client_address_of(const boost::asio::ip::address& 
         std::copy(b.begin(), b.end(), a.bytes.begin());
     }
     return a;
+}
+
+/// An endpoint as a PROXY header names it, IPv4-mapped addresses as IPv4.
+inline smtp::proxy_address proxy_address_of(const boost::asio::ip::tcp::endpoint& ep) {
+    const auto a = client_address_of(ep.address());
+    smtp::proxy_address p;
+    p.ipv6 = a.ipv6;
+    p.bytes = a.bytes;
+    p.port = ep.port();
+    p.text = unmapped(ep.address()).to_string();
+    return p;
 }
 
 /// "192.0.2.1:25" or "[2001:db8::1]:25", IPv4-mapped addresses as IPv4.

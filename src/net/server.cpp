@@ -6,29 +6,35 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/ip/host_name.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <system_error>
 
+#include "client_session_helpers.hpp"
 #include "smtpgate/net/admin_server.hpp"
 #include "smtpgate/net/client_session.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/ops/metrics.hpp"
+#include "smtpgate/smtp/line_reader.hpp"
+#include "smtpgate/smtp/proxy_header.hpp"
 #include "smtpgate/smtp/replies.hpp"
+#include "smtpgate/smtp/reply.hpp"
 
 namespace smtpgate::net {
 
 using boost::system::error_code;
 namespace errc = boost::asio::error;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr int listen_backlog = 1024;
 
 // A one-line reply to a freshly accepted socket, then the close. The reply is short and the
@@ -42,6 +48,29 @@ void answer_and_close(tcp::socket& socket, const smtp::named_reply& r, std::stri
     socket.shutdown(tcp::socket::shutdown_send, ec);
     socket.close(ec);
 }
+// The readiness probe's whole exchange: connect, banner, QUIT.
+constexpr auto probe_timeout = std::chrono::seconds(2);
+
+// One reply on a probe connection: its code, or 0 on an error, the end, or nonsense.
+asio::awaitable<int> read_probe_reply(tcp::socket& socket, smtp::input_buffer& in,
+                                      smtp::line_reader& lines, smtp::reply_parser& parser) {
+    for (;;) {
+        for (auto line = lines.next(in); line.status != smtp::line_status::need_more;
+             line = lines.next(in)) {
+            if (line.status == smtp::line_status::too_long) co_return 0;
+            const auto status = parser.feed(line.text);
+            if (status == smtp::reply_status::malformed) co_return 0;
+            if (status == smtp::reply_status::complete) co_return parser.result().code;
+        }
+        const auto space = in.prepare();
+        if (space.empty()) co_return 0;
+        auto [ec, n] =
+            co_await socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+        if (ec) co_return 0;
+        in.commit(n);
+    }
+}
+
 // After EMFILE/ENFILE the accept loop pauses so running sessions can finish and free
 // descriptors, instead of spinning on a full table (OpenSMTPD does the same).
 constexpr auto accept_backoff = std::chrono::milliseconds(100);
@@ -162,8 +191,7 @@ asio::awaitable<bool> server::ready() {
 }
 
 asio::awaitable<bool> server::probe_backend() {
-    // A plain TCP connect, closed at once: enough to know the backend listens. Under traffic
-    // the sessions' own connections answer and no probe is made.
+    // Under traffic the sessions' own connections answer and no probe is made.
     std::vector<tcp::endpoint> candidates;
     if (backend_endpoint_) {
         candidates.push_back(*backend_endpoint_);
@@ -181,19 +209,49 @@ asio::awaitable<bool> server::probe_backend() {
     if (!candidates.empty()) {
         tcp::socket socket(io_);
         asio::steady_timer timer(io_);
-        timer.expires_after(std::chrono::seconds(2));
-        timer.async_wait([&socket](const error_code& e) {
-            error_code ignored;
-            if (!e) socket.close(ignored);
-        });
-        auto [ec, endpoint] = co_await asio::async_connect(socket, candidates, use_tuple);
-        timer.cancel();
-        ok = !ec;
-        error_code ignored;
-        socket.close(ignored);
+        timer.expires_after(probe_timeout);
+        const auto r =
+            co_await (probe_greeting(socket, std::move(candidates)) || timer.async_wait(use_tuple));
+        ok = r.index() == 0 && std::get<0>(r);
     }
     backend_outcome(ok);
     co_return ok;
+}
+
+asio::awaitable<bool> server::probe_greeting(tcp::socket& socket,
+                                             std::vector<tcp::endpoint> candidates) {
+    // A short SMTP session, not only a TCP connect: a backend that accepts connections but
+    // refuses service (a 4xx or 5xx banner, or silence) is not ready. The probe introduces
+    // itself as sessions do, with a PROXY header (naming the proxy's own address) when the
+    // backend expects one, and ends with QUIT, so the backend logs an ordinary session rather
+    // than a lost connection or a broken header.
+    auto [ec, peer] = co_await asio::async_connect(socket, candidates, use_tuple);
+    if (ec) co_return false;
+    const auto identity = settings_->backend.identity;
+    if (identity == config::identity_mode::proxy_v1
+        || identity == config::identity_mode::proxy_v2) {
+        const auto local = socket.local_endpoint(ec);
+        if (ec) co_return false;
+        const auto source = proxy_address_of(local);
+        const auto destination = proxy_address_of(peer);
+        std::string header;
+        if (identity == config::identity_mode::proxy_v1) {
+            header = smtp::encode_proxy_v1(source, destination);
+        } else {
+            header = smtp::encode_proxy_v2(source, destination);
+        }
+        auto [wec, n] = co_await asio::async_write(socket, asio::buffer(header), use_tuple);
+        if (wec) co_return false;
+    }
+    smtp::input_buffer in(4096);
+    smtp::line_reader lines(1024);
+    smtp::reply_parser parser;
+    const int banner = co_await read_probe_reply(socket, in, lines, parser);
+    if (banner == 0) co_return false;
+    static constexpr std::string_view quit = "QUIT\r\n";
+    auto [qec, qn] = co_await asio::async_write(socket, asio::buffer(quit), use_tuple);
+    if (!qec) co_await read_probe_reply(socket, in, lines, parser);  // the 221, for a clean end
+    co_return banner == 220;
 }
 
 std::string server::render_metrics() const {

@@ -16,8 +16,8 @@ import unittest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import (HANG_GUARD, IntegrationCase, SmtpClient, die_with_parent, run_tool,
-                     to_toml, wait_for)
+from harness import (HANG_GUARD, IntegrationCase, ScriptedBackend, SmtpClient, die_with_parent,
+                     run_tool, to_toml, wait_for)
 
 
 def scrape(gate) -> dict[tuple[str, tuple], float]:
@@ -75,6 +75,27 @@ class AdminEndpointTest(IntegrationCase):
         self.assertReply(client.read_reply(), "421 4.4.1")
         self.assertEqual(status_of(gate, "/readyz"), 503)
         self.assertEqual(status_of(gate, "/healthz"), 200, "alive, only not ready")
+
+
+    def test_readyz_probes_with_a_short_smtp_session_that_introduces_itself(self):
+        # Without recent sessions /readyz asks the backend itself: banner, then QUIT, after a
+        # PROXY header naming the proxy when the backend expects one. A backend that accepts
+        # the connection but refuses service is not ready.
+        backend = self.scripted_backend(ScriptedBackend())
+        gate = self.proxy(backend.address, {"backend": {"identity": "proxy-v1"}})
+        self.assertEqual(status_of(gate, "/readyz"), 200)
+        probe = backend.wait_connection(1)
+        wait_for(probe.closed.is_set, what="the probe to end")
+        self.assertEqual(probe.lines, [b"QUIT"])
+        self.assertRegex(probe.proxy_header, rb"^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ %d\r\n$"
+                         % backend.port)
+
+        refusing = self.scripted_backend(ScriptedBackend.banner_554())
+        gate = self.proxy(refusing.address)
+        self.assertEqual(status_of(gate, "/readyz"), 503)
+        refused = refusing.wait_connection(1)
+        wait_for(refused.closed.is_set, what="the probe to end")
+        self.assertEqual(refused.lines, [b"QUIT"], "a refusing backend is left with a QUIT too")
 
 
 class ReloadTest(IntegrationCase):

@@ -285,6 +285,18 @@ class ProxyProtocolTest(PostfixCase):
                               f"Received: header of the delivered message: got {received!r}")
 
 
+    def test_the_readiness_probe_is_an_ordinary_short_session_for_postfix(self):
+        # /readyz without recent sessions probes: PROXY header naming the proxy, banner, QUIT.
+        postfix = self.postfix(users=["u1@example.net"],
+                               smtpd={"smtpd_upstream_proxy_protocol": "haproxy"})
+        gate = self.proxy(postfix.address, {"backend": {"identity": "proxy-v2"}})
+        clean = r"disconnect from \S+\[127\.0\.0\.1\] quit=1 commands=1$"
+        before = len(postfix.grep_maillog(clean))  # the fixture's own readiness check
+        run = run_tool(["curl", "-fsS", f"{gate.admin_url}/readyz"])
+        self.assertEqual(run.returncode, 0, run.stderr.decode(errors="replace"))
+        wait_for(lambda: len(postfix.grep_maillog(clean)) > before, what="the probe's session in the maillog")
+        self.assertEqual(postfix.grep_maillog(r"warning|lost connection"), [])
+
     def test_a_header_to_a_postfix_that_does_not_expect_it_is_caught(self):
         # Without smtpd_upstream_proxy_protocol Postfix answers the header as a command right
         # after its banner; smtpgate ends the session before replies answer the wrong command.

@@ -108,6 +108,8 @@ class server {
     /// Applies `fresh` (already validated): settings, policies, TLS, logging.
     void apply(std::shared_ptr<const config::settings> fresh);
     asio::awaitable<bool> probe_backend();
+    asio::awaitable<bool> probe_greeting(tcp::socket& socket,
+                                         std::vector<tcp::endpoint> candidates);
     asio::awaitable<void> watch_signals();
     asio::awaitable<void> grace_period();
     void refuse(tcp::socket& socket, bool observe_only,
