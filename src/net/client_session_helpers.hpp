@@ -1,8 +1,8 @@
 // Small free helpers shared by the translation units of client_session (client_session.cpp,
 // client_session_io.cpp, client_session_admission.cpp) and the server's backend probe
-// (server.cpp): the completion token for I/O with
-// error codes, the conversion of a socket address to the policy layer's client address (and
-// to a PROXY header's), and the one wall-clock read that policies get as `now`.
+// (server.cpp): the completion token for I/O with error codes, the conversion of a socket
+// address to the policy layer's client address (and to a PROXY header's), and the one
+// wall-clock read that policies get as `now`.
 //
 // Does not: hold state, do I/O, or make decisions; nothing outside src/net/ includes it.
 // Threading/time: pure conversions, except wall_now(), which reads the system clock; it is

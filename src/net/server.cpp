@@ -48,6 +48,7 @@ void answer_and_close(tcp::socket& socket, const smtp::named_reply& r, std::stri
     socket.shutdown(tcp::socket::shutdown_send, ec);
     socket.close(ec);
 }
+
 // The readiness probe's whole exchange: connect, banner, QUIT.
 constexpr auto probe_timeout = std::chrono::seconds(2);
 
