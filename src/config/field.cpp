@@ -1,6 +1,10 @@
 #include "field.hpp"
 
+#include <pwd.h>
+
+#include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/policy/address.hpp"
@@ -209,6 +213,21 @@ std::vector<std::string> field::networks() const {
 std::string field::path_or_empty() const {
     const auto& value = text("a file path");
     if (value.find('\0') != std::string::npos) fail("a path cannot contain NUL");
+    return value;
+}
+
+std::string field::system_user_or_empty() const {
+    const auto& value = text("a user name");
+    if (value.empty()) return value;
+    if (value.find('\0') != std::string::npos) fail("a user name cannot contain NUL");
+    passwd entry{};
+    passwd* found = nullptr;
+    std::vector<char> buffer(16384);
+    const int error = getpwnam_r(value.c_str(), &entry, buffer.data(), buffer.size(), &found);
+    if (found == nullptr) {
+        fail("no user " + quote_value(value) + " on this system"
+             + (error != 0 ? std::string(" (") + std::strerror(error) + ")" : std::string()));
+    }
     return value;
 }
 

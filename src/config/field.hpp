@@ -102,6 +102,9 @@ class field {
     /// A file path (not checked for existence: the files are read where they are used), or "".
     std::string path_or_empty() const;
 
+    /// The name of a user that exists on this system (the password database), or "".
+    std::string system_user_or_empty() const;
+
     /// An inline table whose keys are all in `names`; `read` gets each key and its field.
     template <typename Read>
     void inline_table(std::initializer_list<std::string_view> names, Read read) const {

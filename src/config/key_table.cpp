@@ -55,6 +55,8 @@ constexpr std::array key_table{
              [](const field& f, settings& s) {
                  s.server.proxy_header_timeout = f.duration_in(100ms, 60s);
              }},
+    key_spec{"server", "user",
+             [](const field& f, settings& s) { s.server.user = f.system_user_or_empty(); }},
 
     key_spec{"backend", "address",
              [](const field& f, settings& s) { s.backend.address = f.address(true); }},

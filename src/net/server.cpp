@@ -20,6 +20,7 @@
 #include "client_session_helpers.hpp"
 #include "smtpgate/net/admin_server.hpp"
 #include "smtpgate/net/client_session.hpp"
+#include "smtpgate/net/privileges.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/ops/metrics.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
@@ -151,6 +152,7 @@ bool server::reload() {
         restart.emplace_back("server.reverse_lookup");
     if (fresh->server.resolver_threads != now.server.resolver_threads)
         restart.emplace_back("server.resolver_threads");
+    if (fresh->server.user != now.server.user) restart.emplace_back("server.user");
     if (!restart.empty()) {
         std::string keys;
         for (const auto& k : restart)
@@ -510,6 +512,13 @@ int run(const config::settings& settings, config_loader reload) {
     asio::io_context io(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO);
     server s(io, settings, std::move(reload));
     s.start();
+    // The ports are bound: root is no longer needed.
+    if (!settings.server.user.empty() && switch_user(settings.server.user)) {
+        ops::log(ops::level::info, "privileges")
+            .kv("user", settings.server.user)
+            .kv("uid", static_cast<std::uint64_t>(::getuid()))
+            .kv("gid", static_cast<std::uint64_t>(::getgid()));
+    }
     ops::log(ops::level::info, "start")
         .kv("version", SMTPGATE_VERSION)
         .kv("backend", settings.backend.address.to_string())

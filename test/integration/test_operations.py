@@ -9,15 +9,19 @@ without a 4xx.
 
 import asyncio
 import os
+import pwd
 import resource
+import shutil
 import signal
 import subprocess
+import tempfile
 import unittest
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import (HANG_GUARD, IntegrationCase, ScriptedBackend, SmtpClient, die_with_parent,
-                     run_tool, to_toml, wait_for)
+                     free_port, run_tool, smtpgate_binary, to_toml, wait_for)
 
 
 def scrape(gate) -> dict[tuple[str, tuple], float]:
@@ -96,6 +100,58 @@ class AdminEndpointTest(IntegrationCase):
         refused = refusing.wait_connection(1)
         wait_for(refused.closed.is_set, what="the probe to end")
         self.assertEqual(refused.lines, [b"QUIT"], "a refusing backend is left with a QUIT too")
+
+
+@unittest.skipUnless(os.geteuid() == 0, "switching users needs root")
+class PrivilegesTest(IntegrationCase):
+    def test_started_as_root_it_becomes_server_user_and_still_relays_and_reloads(self):
+        nobody = pwd.getpwnam("nobody")
+        backend = self.recording_backend()
+        gate = self.proxy(backend.address, {"server": {"user": "nobody"}})
+        os.chmod(gate.dir, 0o755)  # the reload reads the file as nobody
+        event = gate.wait_event("privileges", user="nobody")
+        self.assertEqual((int(event["uid"]), int(event["gid"])), (nobody.pw_uid, nobody.pw_gid))
+        status = dict(line.split(":", 1) for line in
+                      Path(f"/proc/{gate.proc.pid}/status").read_text().splitlines() if ":" in line)
+        self.assertEqual(status["Uid"].split(), [str(nobody.pw_uid)] * 4, "real, effective, saved, fs")
+        self.assertEqual(status["Gid"].split(), [str(nobody.pw_gid)] * 4)
+        self.assertNotIn("0", status["Groups"].split(), "root's group kept")
+
+        client = self.connect(gate)
+        client.greet()
+        self.assertReply(client.send_message("a@example.org", ["b@example.net"], b"hi\r\n"), "250")
+        self.assertReply(client.command("QUIT"), "221")
+
+        config = dict(gate.config)
+        config["rule"] = [{"match": "127.0.0.3", "action": "deny"}]
+        gate.config_path.write_text(to_toml(config))
+        gate.signal(signal.SIGHUP)
+        gate.wait_event("reload", status="ok")
+        refused = SmtpClient(gate.host, gate.port, source="127.0.0.3")
+        self.addCleanup(refused.close)
+        self.assertReply(refused.read_reply(), "554 5.7.1", "the reloaded rule applies")
+
+    def test_started_unprivileged_another_user_is_an_error_not_ignored(self):
+        directory = Path(tempfile.mkdtemp(prefix="smtpgate-user-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.chmod(directory, 0o755)
+        config = directory / "smtpgate.toml"
+        config.write_text(to_toml({"server": {"listen": [f"127.0.0.1:{free_port()}"], "user": "daemon"},
+                                   "admin": {"listen": ""}}))
+        nobody = pwd.getpwnam("nobody")
+
+        def as_nobody():
+            die_with_parent()
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+
+        binary = directory / "smtpgate"  # where nobody may run it, whatever the build path
+        shutil.copy(smtpgate_binary(), binary)
+        run = subprocess.run([str(binary), "--config", str(config)], capture_output=True,
+                             timeout=HANG_GUARD, preexec_fn=as_nobody)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn(f'server.user = "daemon": switching to another user needs root; started as '
+                      f"uid {nobody.pw_uid}", run.stderr.decode())
 
 
 class ReloadTest(IntegrationCase):

@@ -104,6 +104,7 @@ listen = ["192.0.2.1:25", "[2001:db8::1]:25"]
 hostname = "mx1.example.org"
 max_connections = 1000000
 shutdown_grace = "0s"
+user = "nobody"
 
 [backend]
 address = "postfix:10025"
@@ -131,6 +132,7 @@ level = "debug"
     CHECK(got.server.hostname == "mx1.example.org");
     CHECK(got.server.max_connections == 1'000'000);
     CHECK(got.server.shutdown_grace == duration{0});
+    CHECK(got.server.user == "nobody");
     CHECK(got.backend.address == endpoint{"postfix", 10025});
     CHECK(got.backend.identity == identity_mode::proxy_v2);
     CHECK(got.backend.connect_timeout == duration{1'000});
@@ -192,6 +194,8 @@ TEST_CASE("config - errors name the file, line, column and key") {
          "backend.connect_timeout", R"(must be between 1s and 5m, got "500ms")"},
         {"duration above an at-most range", "[server]\nshutdown_grace = \"2h\"\n", 2, 18,
          "server.shutdown_grace", R"(must be at most 1h, got "2h")"},
+        {"user unknown to the system", "[server]\nuser = \"no-such-user-here\"\n", 2, 8,
+         "server.user", R"(no user "no-such-user-here" on this system)"},
         {"integer as a string", "[server]\nmax_connections = \"2000\"\n", 2, 19,
          "server.max_connections", R"(expected an integer, got "2000")"},
         {"integer as a float", "[smtp]\nmax_line_length = 1024.0\n", 2, 19, "smtp.max_line_length",
@@ -337,7 +341,7 @@ TEST_CASE("config - the shipped example loads and holds the defaults") {
 
 TEST_CASE("config - every known key is in the example file and the documentation") {
     const auto keys = known_keys();
-    REQUIRE(keys.size() == 79);
+    REQUIRE(keys.size() == 80);
     CHECK(keys.front() == "server.listen");
 
     const auto example = assigned_keys(read_text(source_dir + "/config/smtpgate.toml"));

@@ -91,6 +91,9 @@ struct server_settings {
     /// any other address closes the connection. Networks in CIDR form; empty = none.
     std::vector<std::string> trusted_proxies;
     duration proxy_header_timeout = 5s;
+    /// A process started as root switches to this user (and its groups) for good once its
+    /// listeners are bound, as nginx and Postfix do. Empty: keep the starting user.
+    std::string user;
 };
 
 struct backend_settings {
