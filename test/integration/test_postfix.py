@@ -284,7 +284,6 @@ class ProxyProtocolTest(PostfixCase):
                 self.assertIn("from client.test (unknown [127.0.0.2])", received,
                               f"Received: header of the delivered message: got {received!r}")
 
-
     def test_the_readiness_probe_is_an_ordinary_short_session_for_postfix(self):
         # /readyz without recent sessions probes: PROXY header naming the proxy, banner, QUIT.
         postfix = self.postfix(users=["u1@example.net"],
