@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
-#include "smtpgate/policy/admission.hpp"
+#include "smtpgate/session/screening.hpp"
 #include "smtpgate/state/memory_store.hpp"
 
 using namespace smtpgate;
@@ -38,8 +38,7 @@ struct result {
 
 result run(const config::settings& settings, std::size_t table_fill, std::size_t connections) {
     state::memory_store store(settings.state.max_entries);
-    state::concurrency_table open;
-    policy::admission admission(settings, store, open);
+    session::admission admission(settings, store);
     const policy::time_point start_time{std::chrono::hours(24 * 365 * 50)};
     const policy::time_point now = start_time;
     // Fill the table with other clients first (the "full table" case).

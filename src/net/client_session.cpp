@@ -5,6 +5,7 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
 
 #include "client_session_helpers.hpp"
@@ -53,21 +54,50 @@ client_session::client_session(server& owner, tcp::socket client,
       client_lines_(settings_->smtp.max_line_length),
       backend_lines_(backend_line_limit),
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
-      engine_(session::engine_settings_from(*settings_, owner.hostname())) {
+      engine_(session::engine_settings_from(*settings_, owner.hostname())),
+      screening_(policies_->checks, owner.store()),
+      step_timer_(client_.get_executor()) {
+    screening_.set_owner(id_);
     registry_entry_ = owner_.attach(this);
     engine_.set_transaction_policy(this);
 }
 
 policy::verdict client_session::helo(std::string_view name) {
-    return policies_->transactions.helo(admission_, name, wall_now());
+    return session::command_verdict(screen_now(policy::phase::helo, {admission_, name}));
 }
 
 policy::verdict client_session::mail(std::string_view sender) {
-    return policies_->transactions.mail(admission_, sender, wall_now());
+    return session::command_verdict(screen_now(policy::phase::mail, {admission_, sender}));
 }
 
 policy::verdict client_session::rcpt(std::string_view sender) {
-    return policies_->transactions.rcpt(admission_, sender, wall_now());
+    return session::command_verdict(screen_now(policy::phase::rcpt, {admission_, sender}));
+}
+
+void client_session::plan_applied() {
+    step_timer_.cancel();
+}
+
+asio::awaitable<const policy::step_result*> client_session::screen(policy::phase p,
+                                                                   const policy::check_input& in) {
+    if (screening_.start(p, in, wall_now(), this)) co_return &screening_.result();
+    step_timer_.expires_at(steady_clock::time_point::max());
+    co_await step_timer_.async_wait(use_tuple);
+    if (screening_.pending()) {
+        // stop() cut the wait short: the store's answer no longer matters.
+        screening_.cancel();
+        co_return nullptr;
+    }
+    co_return &screening_.finish(in);
+}
+
+const policy::step_result& client_session::screen_now(policy::phase p,
+                                                      const policy::check_input& in) {
+    if (!screening_.start(p, in, wall_now(), this)) {
+        screening_.cancel();
+        throw std::logic_error("a transaction check waited for the store");
+    }
+    return screening_.result();
 }
 
 client_session::~client_session() {
@@ -88,6 +118,7 @@ void client_session::stop() {
     client_.cancel(ignored);
     backend_.cancel(ignored);
     delay_timer_.cancel();
+    step_timer_.cancel();
 }
 
 // ---- The session --------------------------------------------------------------------------
@@ -140,7 +171,7 @@ asio::awaitable<void> client_session::run() {
             .kv("client", client_text_)
             .kv("name", client_name_.empty() ? std::string("unknown") : client_name_);
     }
-    if (!ec) admit(client_endpoint_);
+    if (!ec) co_await admit(client_endpoint_);
     if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
     // Only a client that passed admission and the greet pause costs a backend connection.
     if (proceeding() && !engine_.answering_locally()) {
@@ -157,7 +188,10 @@ asio::awaitable<void> client_session::run() {
     log_events();
     // The SMTP session is over: a client that reconnects at once (an MTA with a full queue
     // does) must not find its previous connection still counted during our lingering close.
-    policies_->admission.release(admission_);
+    if (!admission_.held_key.empty()) {
+        owner_.store().release(admission_.held_key, id_);
+        admission_.held_key.clear();
+    }
     co_await goodbye();
     finished_ = true;
     watchdog_.cancel();

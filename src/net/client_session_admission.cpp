@@ -7,6 +7,7 @@
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
+#include "smtpgate/policy/checks/greet_pause.hpp"
 #include "smtpgate/smtp/replies.hpp"
 
 namespace smtpgate::net {
@@ -31,13 +32,24 @@ void client_session::log_verdict(const policy::verdict& v) {
     if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
 }
 
-void client_session::admit(const tcp::endpoint& remote) {
-    admission_ =
-        policies_->admission.admit(client_address_of(remote.address()), wall_now(), client_name_);
+asio::awaitable<void> client_session::admit(const tcp::endpoint& remote) {
+    admission_ = policies_->identity.identify(client_address_of(remote.address()), client_name_);
+    const auto* r = co_await screen(policy::phase::connect, {admission_});
+    if (r == nullptr) {
+        engine_.on_shutdown();
+        co_return;
+    }
+    admission_.decision = r->decision;
+    admission_.would_block = r->would_block;
+    admission_.held_key = screening_.acquired_slot();
+    if (admission_.decision.passed()) {
+        admission_.greet_pause = policy::checks::greet_pause_for(
+            settings_->greet_pause, settings_->modes.greet_pause, admission_);
+    }
     for (const auto& v : admission_.would_block)
         log_verdict(v);
     const auto& d = admission_.decision;
-    if (d.passed()) return;
+    if (d.passed()) co_return;
     log_verdict(d);
     if (d.act == policy::action::tempfail) {
         // sendmail without `terminate`: a banner, then 4xx until the client gives up.
@@ -103,7 +115,8 @@ asio::awaitable<void> client_session::greet_pause() {
 }
 
 void client_session::apply_bad_recipient() {
-    const auto v = policies_->admission.record_bad_recipient(admission_, wall_now());
+    const auto v =
+        policy::bad_recipient_finding(screen_now(policy::phase::rcpt_reply, {admission_}));
     if (v.outcome == policy::bad_recipient_outcome::none) return;
     const bool block = v.outcome == policy::bad_recipient_outcome::block;
     if (!block && throttle_logged_) return;  // the throttle is logged once per session

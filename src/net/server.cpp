@@ -114,7 +114,7 @@ server::server(asio::io_context& io, config::settings settings, config_loader re
 
 void server::apply(std::shared_ptr<const config::settings> fresh) {
     settings_ = std::move(fresh);
-    policies_ = std::make_shared<policy_set>(*settings_, store_, connections_);
+    policies_ = std::make_shared<policy_set>(*settings_);
     trusted_proxies_.clear();
     for (const auto& text : settings_->server.trusted_proxies) {
         if (auto n = policy::network::parse(text)) trusted_proxies_.push_back(*n);

@@ -1,6 +1,6 @@
 // Admission: access rules, per-client concurrency and rate, host interval, greet pause.
 // Synthetic time throughout; the settings are built here, not loaded.
-#include "smtpgate/policy/admission.hpp"
+#include "smtpgate/session/screening.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -45,7 +45,10 @@ config::settings no_limits() {
 /// One admission with its own stores, like one proxy process.
 struct harness {
     explicit harness(config::settings s, std::size_t max_entries = 10000)
-        : settings(std::move(s)), store(max_entries), admission(settings, store, connections) {}
+        : settings(std::move(s)),
+          store(max_entries),
+          connections(store.slots()),
+          admission(settings, store) {}
 
     admission_result admit(std::string_view client, time_point now) {
         // value(): a typo in a test address throws rather than counting an assertion.
@@ -60,8 +63,8 @@ struct harness {
 
     config::settings settings;
     state::memory_store store;
-    state::concurrency_table connections;
-    policy::admission admission;
+    const state::concurrency_table& connections;
+    session::admission admission;
 };
 
 std::string describe(const verdict& v) {

@@ -1,7 +1,7 @@
 // The bad-recipient rate and the penalty box (exim-users "100 bad recipients per hour" recipe).
 #include <catch2/catch.hpp>
 
-#include "smtpgate/policy/admission.hpp"
+#include "smtpgate/session/screening.hpp"
 #include "smtpgate/state/memory_store.hpp"
 
 using namespace smtpgate;
@@ -30,8 +30,7 @@ config::settings boxed(config::check_mode m = config::check_mode::enforce) {
 TEST_CASE("policy/penalty - the throttle level comes first, the block level boxes the network") {
     const auto settings = boxed();
     state::memory_store store(1000);
-    state::concurrency_table open;
-    policy::admission adm(settings, store, open);
+    session::admission adm(settings, store);
     auto session = adm.admit(addr("192.0.2.1"), t0);
     REQUIRE(session.decision.passed());
 
@@ -64,8 +63,7 @@ TEST_CASE(
     friendly.origin = "test:1";
     settings.rules.push_back(friendly);
     state::memory_store store(1000);
-    state::concurrency_table open;
-    policy::admission adm(settings, store, open);
+    session::admission adm(settings, store);
 
     auto session = adm.admit(addr("192.0.2.1"), t0);
     policy::bad_recipient_verdict last;
@@ -87,8 +85,7 @@ TEST_CASE(
 TEST_CASE("policy/penalty - networks, not addresses: an IPv6 /64 shares one budget") {
     const auto settings = boxed();
     state::memory_store store(1000);
-    state::concurrency_table open;
-    policy::admission adm(settings, store, open);
+    session::admission adm(settings, store);
     for (int i = 1; i <= 6; ++i) {
         // A client rotating through its /64 with each bad recipient.
         auto s = adm.admit(addr(("2001:db8:1:2::" + std::to_string(i)).c_str()), t0 + i * 1s);

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "smtpgate/policy/transaction.hpp"
+#include "smtpgate/session/screening.hpp"
 #include "smtpgate/state/memory_store.hpp"
 
 using namespace smtpgate;
@@ -68,7 +69,7 @@ TEST_CASE("policy/transaction - the sender interval: 451 when too soon, exceptio
     s.interval.sender = 60s;
     s.exceptions.push_back(exception("@lists.example.org", 0s));
     state::memory_store store(1000);
-    policy::transaction_checks checks(s, store);
+    session::transaction_checks checks(s, store);
     const auto c = client("a");
 
     CHECK(checks.mail(c, "worm@example.com", t0).passed());
@@ -96,7 +97,7 @@ TEST_CASE("policy/transaction - the HELO interval, with rule and exception overr
     s.interval.helo = 30s;
     s.exceptions.push_back(exception("relay.example.org", 0s));
     state::memory_store store(1000);
-    policy::transaction_checks checks(s, store);
+    session::transaction_checks checks(s, store);
     auto c = client("a");
     CHECK(checks.helo(c, "bot.example", t0).passed());
     CHECK(checks.helo(c, "BOT.example", t0 + 5s).reason == "helo_interval");
@@ -120,7 +121,7 @@ TEST_CASE("policy/transaction - message and recipient rates per client network a
     s.limits.recipient_rate = config::rate{5, 1h};
     s.limits.sender_message_rate = config::rate{2, 1h};
     state::memory_store store(1000);
-    policy::transaction_checks checks(s, store);
+    session::transaction_checks checks(s, store);
     const auto a = client("a");
     const auto b = client("b");
 
@@ -149,7 +150,7 @@ TEST_CASE("policy/transaction - observe and off modes") {
     s.interval.helo = 60s;
     s.modes.helo_interval = config::check_mode::off;
     state::memory_store store(1000);
-    policy::transaction_checks checks(s, store);
+    session::transaction_checks checks(s, store);
     const auto c = client("a");
     CHECK(checks.mail(c, "x@example.org", t0).passed());
     const auto v = checks.mail(c, "x@example.org", t0 + 1s);

@@ -37,6 +37,7 @@
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/policy/admission.hpp"
 #include "smtpgate/session/engine.hpp"
+#include "smtpgate/session/screening.hpp"
 #include "smtpgate/smtp/data_scanner.hpp"
 #include "smtpgate/smtp/input_buffer.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
@@ -52,7 +53,8 @@ class server;
 struct policy_set;
 
 class client_session : public std::enable_shared_from_this<client_session>,
-                       public session::transaction_policy {
+                       public session::transaction_policy,
+                       private state::completion {
   public:
     client_session(server& owner, tcp::socket client,
                    std::shared_ptr<const config::settings> settings,
@@ -79,6 +81,15 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
   private:
     enum class side { client, backend };
+
+    // state::completion: a plan the store could not apply at once is done.
+    void plan_applied() override;
+    /// Runs the screening step of `p` for `in`, waiting for the store if it does not complete
+    /// at once.
+    asio::awaitable<const policy::step_result*> screen(policy::phase p,
+                                                       const policy::check_input& in);
+    /// The same for a store that completes at once (the engine's synchronous questions).
+    const policy::step_result& screen_now(policy::phase p, const policy::check_input& in);
 
     struct io_result {
         boost::system::error_code ec;
@@ -108,7 +119,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     bool refused_untrusted_proxy_header();
 
     // client_session_admission.cpp: admission, the greet pause, the bad-recipient penalty.
-    void admit(const tcp::endpoint& remote);
+    asio::awaitable<void> admit(const tcp::endpoint& remote);
     asio::awaitable<void> greet_pause();
     void log_verdict(const policy::verdict& v);
     void apply_bad_recipient();
@@ -173,6 +184,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
     session::engine engine_;
     std::string message_out_;
     policy::admission_result admission_;
+    session::screening screening_;
+    asio::steady_timer step_timer_;  // waits for a pending store step; plan_applied() ends it
 
     steady_clock::time_point started_;
     steady_clock::time_point session_deadline_;

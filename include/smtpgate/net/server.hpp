@@ -32,8 +32,8 @@
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/net/reverse_resolver.hpp"
 #include "smtpgate/net/tls_context.hpp"
-#include "smtpgate/policy/admission.hpp"
-#include "smtpgate/policy/transaction.hpp"
+#include "smtpgate/policy/check.hpp"
+#include "smtpgate/session/screening.hpp"
 #include "smtpgate/state/memory_store.hpp"
 
 namespace smtpgate::net {
@@ -44,14 +44,12 @@ using tcp = asio::ip::tcp;
 class client_session;
 class admin_server;
 
-/// The checks of one configuration over the shared limiter state. A session holds the set it
-/// started with, so a reload never changes the rules under a session in flight.
+/// The checks of one configuration. A session holds the set it started with, so a reload never
+/// changes the rules under a session in flight; the state they decide on is the server's store.
 struct policy_set {
-    policy_set(const config::settings& settings, state::limiter_store& store,
-               state::concurrency_table& connections)
-        : admission(settings, store, connections), transactions(settings, store) {}
-    policy::admission admission;
-    policy::transaction_checks transactions;
+    explicit policy_set(const config::settings& settings) : identity(settings), checks(settings) {}
+    session::client_identity identity;
+    policy::registry checks;
 };
 
 /// Reads the configuration again (the file, plus command-line overrides); throws
@@ -77,6 +75,8 @@ class server {
     /// The settings and policies new sessions start with.
     const std::shared_ptr<const config::settings>& settings() const { return settings_; }
     const std::shared_ptr<policy_set>& policies() const { return policies_; }
+    /// Where every check's state lives.
+    state::store& store() { return store_; }
     bool draining() const { return draining_; }
     std::size_t sessions() const { return sessions_.size(); }
     /// Reverse lookups of clients, or null when server.reverse_lookup is off.
@@ -130,7 +130,6 @@ class server {
     asio::steady_timer grace_timer_;
     std::list<client_session*> sessions_;
     state::memory_store store_;
-    state::concurrency_table connections_;
     std::shared_ptr<policy_set> policies_;
     std::unique_ptr<admin_server> admin_;
     std::optional<bool> backend_ok_;
