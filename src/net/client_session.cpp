@@ -5,7 +5,6 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
-#include <stdexcept>
 #include <utility>
 
 #include "client_session_helpers.hpp"
@@ -62,16 +61,11 @@ client_session::client_session(server& owner, tcp::socket client,
     engine_.set_transaction_policy(this);
 }
 
-policy::verdict client_session::helo(std::string_view name) {
-    return session::command_verdict(screen_now(policy::phase::helo, {admission_, name}));
-}
-
-policy::verdict client_session::mail(std::string_view sender) {
-    return session::command_verdict(screen_now(policy::phase::mail, {admission_, sender}));
-}
-
-policy::verdict client_session::rcpt(std::string_view sender) {
-    return session::command_verdict(screen_now(policy::phase::rcpt, {admission_, sender}));
+const policy::step_result* client_session::check(policy::phase p, std::string_view subject) {
+    check_subject_.assign(subject);  // lives as long as the step may wait
+    if (screening_.start(p, {admission_, check_subject_}, wall_now(), this))
+        return &screening_.result();
+    return nullptr;
 }
 
 void client_session::plan_applied() {
@@ -89,15 +83,6 @@ asio::awaitable<const policy::step_result*> client_session::screen(policy::phase
         co_return nullptr;
     }
     co_return &screening_.finish(in);
-}
-
-const policy::step_result& client_session::screen_now(policy::phase p,
-                                                      const policy::check_input& in) {
-    if (!screening_.start(p, in, wall_now(), this)) {
-        screening_.cancel();
-        throw std::logic_error("a transaction check waited for the store");
-    }
-    return screening_.result();
 }
 
 client_session::~client_session() {
@@ -402,32 +387,52 @@ asio::awaitable<void> client_session::relay_loop() {
     }
     if (!co_await flush_backend()) co_return;
 
-    // 3. Wait for whichever side owes the next step.
-    if (engine_.awaiting_backend()) {
-        co_await flush_client();
-        if (client_gone_) co_return;
-        co_await read_backend_reply(false);
-        // Decisions on the replies just read (bad recipients) take effect before anything
-        // more goes to the client.
-        log_events();
-        awaiting_final_reply_ = false;
+    // 3. Send what is due to the client, then wait for what the engine waits for.
+    switch (engine_.next()) {
+        case session::next_step::close: co_return;
+        case session::next_step::await_check:
+            co_await flush_client();
+            if (client_gone_) co_return;
+            co_await await_check();
+            co_return;
+        case session::next_step::read_backend:
+            co_await flush_client();
+            if (client_gone_) co_return;
+            co_await read_backend_reply(false);
+            // Decisions on the replies just read (bad recipients) take effect before anything
+            // more goes to the client.
+            co_await count_bad_recipients();
+            log_events();
+            awaiting_final_reply_ = false;
+            co_return;
+        case session::next_step::start_tls:
+            co_await flush_client();  // the 220
+            if (client_gone_) co_return;
+            co_await start_tls();
+            co_return;
+        case session::next_step::stream_message:
+            co_await flush_client();  // the 354
+            if (client_gone_) co_return;
+            co_await stream_message();
+            co_return;
+        case session::next_step::read_client:
+            co_await flush_client();
+            if (client_gone_ || engine_.closing()) co_return;
+            co_await read_client_commands();
+            co_return;
+    }
+}
+
+asio::awaitable<void> client_session::await_check() {
+    step_timer_.expires_at(steady_clock::time_point::max());
+    co_await step_timer_.async_wait(use_tuple);
+    if (screening_.pending()) {
+        // stop() cut the wait short: the store's answer no longer matters.
+        screening_.cancel();
+        engine_.on_shutdown();
         co_return;
     }
-    if (engine_.current_phase() == session::phase::tls) {
-        co_await flush_client();  // the 220
-        if (client_gone_) co_return;
-        co_await start_tls();
-        co_return;
-    }
-    if (engine_.current_phase() == session::phase::data) {
-        co_await flush_client();  // the 354
-        if (client_gone_) co_return;
-        co_await stream_message();
-        co_return;
-    }
-    co_await flush_client();
-    if (client_gone_ || engine_.closing()) co_return;
-    co_await read_client_commands();
+    engine_.on_check_done(screening_.finish({admission_, check_subject_}));
 }
 
 asio::awaitable<void> client_session::read_client_commands() {
@@ -561,18 +566,29 @@ bool client_session::refused_untrusted_proxy_header() {
     return true;
 }
 
+asio::awaitable<void> client_session::count_bad_recipients() {
+    // The engine found them; the shared state decides what they mean for the client network.
+    const auto bad = std::count_if(
+        engine_.events().begin(), engine_.events().end(),
+        [](const session::event& e) { return e.kind == session::event_kind::bad_recipient; });
+    for (std::ptrdiff_t i = 0; i < bad && !engine_.closing(); ++i) {
+        const auto* r = co_await screen(policy::phase::rcpt_reply, {admission_});
+        if (r == nullptr) {
+            engine_.on_shutdown();
+            co_return;
+        }
+        apply_bad_recipient(policy::bad_recipient_finding(*r));
+    }
+}
+
 void client_session::log_events() {
-    // Events that need the shared limiter state first (the engine itself has none).
-    const std::size_t bad = static_cast<std::size_t>(
-        std::count_if(engine_.events().begin(), engine_.events().end(),
-                      [](const session::event& e) { return e.name == "bad_recipient"; }));
-    for (std::size_t i = 0; i < bad && !engine_.closing(); ++i)
-        apply_bad_recipient();
     for (const auto& e : engine_.events()) {
-        const bool routine = e.name == "reject" || e.name == "bad_recipient";
-        auto line = ops::log(routine ? ops::level::info : ops::level::warning, e.name);
+        const bool routine =
+            e.kind == session::event_kind::reject || e.kind == session::event_kind::bad_recipient;
+        auto line =
+            ops::log(routine ? ops::level::info : ops::level::warning, session::event_name(e.kind));
         line.kv("session", id_).kv("client", client_text_);
-        if (e.name == "timeout") {
+        if (e.kind == session::event_kind::timeout) {
             line.kv("phase", e.reason);
         } else {
             line.kv("reason", e.reason);

@@ -114,9 +114,7 @@ asio::awaitable<void> client_session::greet_pause() {
                            smtp::replies::nullserver_command, false);
 }
 
-void client_session::apply_bad_recipient() {
-    const auto v =
-        policy::bad_recipient_finding(screen_now(policy::phase::rcpt_reply, {admission_}));
+void client_session::apply_bad_recipient(const policy::bad_recipient_verdict& v) {
     if (v.outcome == policy::bad_recipient_outcome::none) return;
     const bool block = v.outcome == policy::bad_recipient_outcome::block;
     if (!block && throttle_logged_) return;  // the throttle is logged once per session

@@ -55,7 +55,7 @@ engine::engine(engine_settings settings) : settings_(std::move(settings)) {}
 
 void engine::on_banner(const smtp::reply& banner) {
     if (banner.code != 220) {
-        close_with(replies::backend_failed, "backend_error", "banner");
+        close_with(replies::backend_failed, event_kind::backend_error, "banner");
         return;
     }
     smtp::append_reply(out(), banner);
@@ -70,6 +70,7 @@ void engine::answer_locally(const smtp::named_reply* greeting, const smtp::named
 
 void engine::close_now(const smtp::named_reply& r, std::string_view reason) {
     if (closing_) return;
+    check_pending_ = false;
     pending_.clear();
     backend_owed_ = 0;
     smtp::append_reply(out(), r, settings_.hostname);
@@ -79,7 +80,7 @@ void engine::close_now(const smtp::named_reply& r, std::string_view reason) {
 
 void engine::on_local_line(const smtp::line_event& line) {
     if (commands_ > max_local_commands) {
-        close_with(replies::too_many_errors, "reject", "too_many_errors");
+        close_with(replies::too_many_errors, event_kind::reject, "too_many_errors");
         return;
     }
     if (line.status == smtp::line_status::too_long) {
@@ -88,7 +89,9 @@ void engine::on_local_line(const smtp::line_event& line) {
     }
     const smtp::command cmd = smtp::parse_command(line.text);
     switch (cmd.kind) {
-        case verb::non_smtp: close_with(replies::non_smtp_command, "reject", "non_smtp"); return;
+        case verb::non_smtp:
+            close_with(replies::non_smtp_command, event_kind::reject, "non_smtp");
+            return;
         case verb::quit:
             smtp::append_reply(out(), replies::goodbye, settings_.hostname);
             closing_ = true;
@@ -127,7 +130,7 @@ void engine::on_client_line(const smtp::line_event& line) {
         // backend's state stays in step with ours.
         const bool ok = line.status == smtp::line_status::line && !line.bare_newline
                         && valid_auth_response(line.text);
-        if (!ok) events_.push_back({"reject", "auth_response", 501, {}, 0, 0});
+        if (!ok) events_.push_back({event_kind::reject, "auth_response", 501, {}, 0, 0});
         to_backend_.append(ok ? line.text : "*");
         to_backend_.append("\r\n");
         pending_.push_back(pending{verb::auth, false, {}, false, {}, {}});
@@ -148,7 +151,7 @@ void engine::on_client_line(const smtp::line_event& line) {
 
     const smtp::command cmd = smtp::parse_command(line.text);
     if (cmd.kind == verb::non_smtp) {
-        close_with(replies::non_smtp_command, "reject", "non_smtp");
+        close_with(replies::non_smtp_command, event_kind::reject, "non_smtp");
         return;
     }
     if (cmd.error == smtp::command_error::invalid_character) {
@@ -179,7 +182,7 @@ void engine::on_client_line(const smtp::line_event& line) {
         }
     }
     if (draining_ && !transaction_open_ && cmd.kind != verb::quit) {
-        close_with(replies::shutting_down, "drain_close", "shutdown");
+        close_with(replies::shutting_down, event_kind::drain_close, "shutdown");
         return;
     }
     forward(cmd, line.text);
@@ -227,7 +230,8 @@ void engine::on_tls_established() {
 
 void engine::on_tls_failed(std::string_view reason, std::string detail) {
     if (closing_) return;
-    events_.push_back({"tls_error", reason, 0, std::move(detail), 0, 0});
+    events_.push_back({event_kind::tls_error, reason, 0, std::move(detail), 0, 0});
+    check_pending_ = false;
     pending_.clear();
     backend_owed_ = 0;
     closing_ = true;
@@ -235,40 +239,67 @@ void engine::on_tls_failed(std::string_view reason, std::string detail) {
     close_reason_.append(reason);
 }
 
-bool engine::checked(const smtp::command& cmd) {
-    if (checks_ == nullptr) return true;
-    policy::verdict v;
-    std::string_view subject;
+std::optional<std::string_view> engine::check_subject(const smtp::command& cmd,
+                                                      policy::phase& p) const {
     switch (cmd.kind) {
         case verb::helo:
-        case verb::ehlo:
-            subject = cmd.args.substr(0, cmd.args.find(' '));
+        case verb::ehlo: {
+            p = policy::phase::helo;
+            const std::string_view name = cmd.args.substr(0, cmd.args.find(' '));
             // One observation per session: EHLO again after STARTTLS (RFC 3207 4.2) is the
             // same client greeting, not a second one.
-            if (subject == helo_checked_) return true;
-            v = checks_->helo(subject);
-            if (v.passed()) helo_checked_.assign(subject);
-            break;
-        case verb::mail:
-            subject = cmd.path;
-            v = checks_->mail(subject);
-            break;
-        case verb::rcpt:
-            subject = sender_;
-            v = checks_->rcpt(subject);
-            break;
-        default: return true;
+            if (name == helo_checked_) return std::nullopt;
+            return name;
+        }
+        case verb::mail: p = policy::phase::mail; return cmd.path;
+        case verb::rcpt: p = policy::phase::rcpt; return std::string_view(sender_);
+        default: return std::nullopt;
     }
-    if (v.would_block) {
-        events_.push_back({"would_reject", v.reason, v.reply != nullptr ? v.reply->code : 0,
-                           std::string(subject), v.observed, v.limit, v.in_ms});
+}
+
+engine::check_state engine::start_check(const smtp::command& cmd, std::string_view line) {
+    if (checks_ == nullptr) return check_state::passed;
+    policy::phase p = policy::phase::connect;
+    const auto subject = check_subject(cmd, p);
+    if (!subject) return check_state::passed;
+    const policy::step_result* r = checks_->check(p, *subject);
+    if (r == nullptr) {
+        // The store answers later: no further line is taken until it has, so replies keep
+        // their command order (RFC 2920).
+        held_line_.assign(line);
+        check_pending_ = true;
+        return check_state::pending;
     }
-    if (v.passed()) return true;
+    return apply_check(cmd, *subject, *r) ? check_state::passed : check_state::refused;
+}
+
+void engine::on_check_done(const policy::step_result& r) {
+    if (!check_pending_) return;
+    check_pending_ = false;
+    const std::string line = std::move(held_line_);
+    const smtp::command cmd = smtp::parse_command(line);
+    policy::phase p = policy::phase::connect;
+    const std::string subject(check_subject(cmd, p).value_or(std::string_view{}));
+    if (apply_check(cmd, subject, r)) forward_checked(cmd, line);
+}
+
+bool engine::apply_check(const smtp::command& cmd, std::string_view subject,
+                         const policy::step_result& r) {
+    for (const auto& v : r.would_block) {
+        events_.push_back({event_kind::would_reject, v.reason,
+                           v.reply != nullptr ? v.reply->code : 0, std::string(subject), v.observed,
+                           v.limit, v.in_ms});
+    }
+    const policy::verdict& v = r.decision;
+    if (v.passed()) {
+        if (cmd.kind == verb::helo || cmd.kind == verb::ehlo) helo_checked_.assign(subject);
+        return true;
+    }
     if (cmd.kind == verb::mail) sender_.clear();  // no transaction was opened
     // vthrottle: a 4xx, so a real MTA queues the message and comes back later.
     local_reply(*v.reply, v.reason, v.observed, v.limit);
     for (auto it = events_.rbegin(); it != events_.rend(); ++it) {
-        if (it->name == "reject" && it->reason == v.reason) {
+        if (it->kind == event_kind::reject && it->reason == v.reason) {
             it->detail = subject;
             it->in_ms = v.in_ms;
             break;
@@ -278,7 +309,11 @@ bool engine::checked(const smtp::command& cmd) {
 }
 
 void engine::forward(const smtp::command& cmd, std::string_view line) {
-    if (!checked(cmd)) return;
+    if (start_check(cmd, line) != check_state::passed) return;
+    forward_checked(cmd, line);
+}
+
+void engine::forward_checked(const smtp::command& cmd, std::string_view line) {
     if (cmd.kind == verb::rcpt && ++recipients_ > settings_.recipients_per_message
         && settings_.recipients_mode != config::check_mode::off) {
         if (settings_.recipients_mode == config::check_mode::enforce) {
@@ -291,7 +326,7 @@ void engine::forward(const smtp::command& cmd, std::string_view line) {
                         settings_.recipients_per_message, false);
             return;
         }
-        events_.push_back({"would_reject",
+        events_.push_back({event_kind::would_reject,
                            "recipients_per_message",
                            452,
                            {},
@@ -379,7 +414,7 @@ void engine::on_backend_reply(smtp::reply& reply) {
         // Throttles cost the client time, never us unbounded time: past the delay budget or
         // the error limit, this reply goes out as it is, then 421 and the close.
         if (over_budget) {
-            events_.push_back({"reject",
+            events_.push_back({event_kind::reject,
                                "delay_budget",
                                421,
                                {},
@@ -395,10 +430,35 @@ void engine::on_backend_reply(smtp::reply& reply) {
         // RFC 5321 3.8: the backend is closing the channel; so do we.
         closing_ = true;
         close_reason_ = "backend_421";
-        events_.push_back({"backend_error", "backend_421", 421, {}, 0, 0});
+        events_.push_back({event_kind::backend_error, "backend_421", 421, {}, 0, 0});
         return;
     }
     flush_local_replies();
+}
+
+next_step engine::next() const {
+    if (closing_) return next_step::close;
+    if (check_pending_) return next_step::await_check;
+    if (backend_owed_ > 0) return next_step::read_backend;
+    switch (phase_) {
+        case phase::tls: return next_step::start_tls;
+        case phase::data: return next_step::stream_message;
+        default: return next_step::read_client;
+    }
+}
+
+std::string_view event_name(event_kind k) {
+    switch (k) {
+        case event_kind::reject: return "reject";
+        case event_kind::would_reject: return "would_reject";
+        case event_kind::timeout: return "timeout";
+        case event_kind::backend_error: return "backend_error";
+        case event_kind::drain_close: return "drain_close";
+        case event_kind::bad_recipient: return "bad_recipient";
+        case event_kind::rcpt_flood: return "rcpt_flood";
+        case event_kind::tls_error: return "tls_error";
+    }
+    return "unknown";
 }
 
 bool is_unknown_recipient(const smtp::reply& reply) {
@@ -422,12 +482,13 @@ duration engine::rcpt_delay(const smtp::reply& reply) {
                            && settings_.bad_recipient_mode != config::check_mode::off;
     if (bad) {
         ++bad_recipients_;
-        events_.push_back({"bad_recipient", "unknown_user", reply.code, {}, bad_recipients_, 0});
+        events_.push_back(
+            {event_kind::bad_recipient, "unknown_user", reply.code, {}, bad_recipients_, 0});
         if (bad_recipients_ == settings_.bad_recipient_after
             && settings_.bad_recipient_mode != config::check_mode::off) {
             // Logged once per transaction, sendmail's "Possible SMTP RCPT flood, throttling."
             const bool observe = settings_.bad_recipient_mode == config::check_mode::observe;
-            events_.push_back({observe ? "would_reject" : "rcpt_flood",
+            events_.push_back({observe ? event_kind::would_reject : event_kind::rcpt_flood,
                                "bad_recipient_throttle",
                                0,
                                {},
@@ -449,28 +510,28 @@ void engine::on_data_end() {
 }
 
 void engine::on_data_bare_newline() {
-    close_with(replies::bare_newline_data, "reject", "bare_newline_data");
+    close_with(replies::bare_newline_data, event_kind::reject, "bare_newline_data");
 }
 
 void engine::on_timeout(deadline which) {
-    close_with(replies::timeout, "timeout", deadline_name(which));
+    close_with(replies::timeout, event_kind::timeout, deadline_name(which));
 }
 
 void engine::on_backend_failure(std::string_view reason, std::string detail) {
-    close_with(replies::backend_failed, "backend_error", reason, std::move(detail));
+    close_with(replies::backend_failed, event_kind::backend_error, reason, std::move(detail));
 }
 
 void engine::on_backend_unreachable(std::string_view reason, std::string detail) {
-    close_with(replies::backend_unreachable, "backend_error", reason, std::move(detail));
+    close_with(replies::backend_unreachable, event_kind::backend_error, reason, std::move(detail));
 }
 
 void engine::on_shutdown() {
-    close_with(replies::shutting_down, "drain_close", "shutdown");
+    close_with(replies::shutting_down, event_kind::drain_close, "shutdown");
 }
 
 void engine::local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed,
                          std::int64_t limit, bool counts_as_error) {
-    events_.push_back({"reject", reason, r.code, {}, observed, limit});
+    events_.push_back({event_kind::reject, reason, r.code, {}, observed, limit});
     const duration delay = counts_as_error ? count_error(reason) : duration(0);
     if (error_limit_hit_) {
         error_limit_hit_ = false;
@@ -500,8 +561,8 @@ duration engine::count_error(std::string_view reason) {
     ++errors_;
     const bool enforce = settings_.errors_mode == config::check_mode::enforce;
     if (settings_.max_errors != 0 && errors_ == settings_.max_errors) {
-        events_.push_back({enforce ? "reject" : "would_reject", "max_errors", 421,
-                           std::string(reason), errors_, settings_.max_errors});
+        events_.push_back({enforce ? event_kind::reject : event_kind::would_reject, "max_errors",
+                           421, std::string(reason), errors_, settings_.max_errors});
         // The caller ends the session after the replies the client is still owed.
         if (enforce) error_limit_hit_ = true;
         return duration(0);
@@ -533,17 +594,18 @@ void engine::reset_transaction() {
     sender_.clear();
 }
 
-void engine::close_with(const smtp::named_reply& r, std::string_view event_name,
-                        std::string_view reason, std::string detail) {
+void engine::close_with(const smtp::named_reply& r, event_kind kind, std::string_view reason,
+                        std::string detail) {
     if (closing_) return;
-    events_.push_back({event_name, reason, r.code, std::move(detail), 0, 0});
+    check_pending_ = false;
+    events_.push_back({kind, reason, r.code, std::move(detail), 0, 0});
     // Replies still owed will not come; the client learns why with this last reply.
     pending_.clear();
     backend_owed_ = 0;
     smtp::append_reply(out(), r, settings_.hostname);
     closing_ = true;
-    if (event_name == "timeout" || event_name == "backend_error") {
-        close_reason_ = event_name == "timeout" ? "timeout_" : "backend_";
+    if (kind == event_kind::timeout || kind == event_kind::backend_error) {
+        close_reason_ = kind == event_kind::timeout ? "timeout_" : "backend_";
         close_reason_.append(reason);
     } else {
         close_reason_ = reason;

@@ -605,18 +605,38 @@ TEST_CASE("session - the error limit waits for the replies owed to earlier pipel
 
 namespace {
 
-/// Refuses what it is told to, as the limiter-backed policy would.
+/// Refuses what it is told to, as the screening over the store would. With `defer`, every
+/// check is pending until the transcript says `! check_done`.
 class fake_policy : public smtpgate::session::transaction_policy {
   public:
     std::string refuse_sender;
     bool observe_rcpt = false;
+    bool refuse_rcpt = false;
+    bool defer = false;
     std::vector<std::string> asked;
+    smtpgate::policy::step_result result;
 
-    smtpgate::policy::verdict helo(std::string_view name) override {
+    const smtpgate::policy::step_result* check(smtpgate::policy::phase p,
+                                               std::string_view subject) override {
+        using smtpgate::policy::phase;
+        const auto v = p == phase::helo   ? helo(subject)
+                       : p == phase::mail ? mail(subject)
+                                          : rcpt(subject);
+        result = {};
+        if (v.would_block) {
+            result.would_block.push_back(v);
+        } else {
+            result.decision = v;
+        }
+        return defer ? nullptr : &result;
+    }
+
+  private:
+    smtpgate::policy::verdict helo(std::string_view name) {
         asked.push_back("helo " + std::string(name));
         return {};
     }
-    smtpgate::policy::verdict mail(std::string_view sender) override {
+    smtpgate::policy::verdict mail(std::string_view sender) {
         asked.push_back("mail " + std::string(sender));
         smtpgate::policy::verdict v;
         if (sender == refuse_sender) {
@@ -629,11 +649,13 @@ class fake_policy : public smtpgate::session::transaction_policy {
         }
         return v;
     }
-    smtpgate::policy::verdict rcpt(std::string_view sender) override {
+    smtpgate::policy::verdict rcpt(std::string_view sender) {
         asked.push_back("rcpt " + std::string(sender));
         smtpgate::policy::verdict v;
-        if (observe_rcpt) {
-            v.would_block = true;
+        if (observe_rcpt || refuse_rcpt) {
+            v.would_block = observe_rcpt;
+            v.act =
+                refuse_rcpt ? smtpgate::policy::action::tempfail : smtpgate::policy::action::pass;
             v.reason = "recipient_rate";
             v.reply = &smtpgate::smtp::replies::recipient_rate_exceeded;
         }
@@ -674,9 +696,64 @@ TEST_CASE("session - HELO, MAIL and RCPT are checked before they are forwarded")
     CHECK(checks.asked == want);
     bool logged = false;
     for (const auto& e : t.engine().events()) {
-        if (e.name == "reject" && e.reason == "sender_interval") {
+        if (e.kind == smtpgate::session::event_kind::reject && e.reason == "sender_interval") {
             logged = e.detail == "worm@example.com" && e.in_ms && e.observed == 10000;
         }
     }
     CHECK(logged);
+}
+
+TEST_CASE("session - a check that waits for the store holds later lines, replies stay in order") {
+    fake_policy checks;
+    checks.defer = true;
+    checks.refuse_rcpt = true;
+    transcript_runner t;
+    t.engine().set_transaction_policy(&checks);
+    t.check_answer = [&] { return checks.result; };
+    t.run(R"(
+        C: EHLO client.example
+        ? awaiting_check
+        ! check_done
+        ? not awaiting_check
+        => EHLO client.example
+        C: MAIL FROM:<a@example.org>
+        ? awaiting_check
+        C: RCPT TO:<x@example.net>
+        C: RCPT TO:<y@example.net>
+        B: 250 mx.example
+        S: 250 mx.example
+        ! check_done
+        => MAIL FROM:<a@example.org>
+        ? awaiting_check
+        ! check_done
+        ? awaiting_check
+        B: 250 2.1.0 Ok
+        S: 250 2.1.0 Ok
+        S: 450 4.7.1 gate.test Too many recipients from your network, try again later
+        ! check_done
+        ? not awaiting_check
+        S: 450 4.7.1 gate.test Too many recipients from your network, try again later
+    )");
+    // The lines held while a check waited were taken in order, one check at a time.
+    const std::vector<std::string> want{"helo client.example", "mail a@example.org",
+                                        "rcpt a@example.org", "rcpt a@example.org"};
+    CHECK(checks.asked == want);
+}
+
+TEST_CASE("session - a pending check ends with the session: timeout, shutdown") {
+    fake_policy checks;
+    checks.defer = true;
+    transcript_runner t;
+    t.engine().set_transaction_policy(&checks);
+    t.check_answer = [&] { return checks.result; };
+    t.run(R"(
+        C: HELO client.example
+        ? awaiting_check
+        ! timeout command
+        S: 421 4.4.2 gate.test Error: timeout exceeded
+        ? closing
+        ? not awaiting_check
+        ! check_done
+    )");
+    CHECK(t.engine().next() == smtpgate::session::next_step::close);
 }

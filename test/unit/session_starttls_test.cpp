@@ -141,12 +141,12 @@ TEST_CASE("session tls - a failed handshake closes the session without a reply")
 TEST_CASE("session tls - EHLO again after STARTTLS is one HELO observation, not two") {
     struct counting_policy : smtpgate::session::transaction_policy {
         int helos = 0;
-        smtpgate::policy::verdict helo(std::string_view) override {
-            ++helos;
-            return {};
+        smtpgate::policy::step_result passed;
+        const smtpgate::policy::step_result* check(smtpgate::policy::phase p,
+                                                   std::string_view) override {
+            if (p == smtpgate::policy::phase::helo) ++helos;
+            return &passed;
         }
-        smtpgate::policy::verdict mail(std::string_view) override { return {}; }
-        smtpgate::policy::verdict rcpt(std::string_view) override { return {}; }
     } checks;
     transcript_runner t(with_tls());
     t.engine().set_transaction_policy(&checks);

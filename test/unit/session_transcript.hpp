@@ -12,13 +12,16 @@
 //   ! tls_established    the handshake after STARTTLS succeeded; like the driver, lines the
 //                        client queued in plaintext after STARTTLS are dropped unread first
 //   ! tls_failed         the handshake failed
+//   ! check_done         the store answered the pending check: `check_answer` is fed
 //   ? closing | open | phase data | phase command | phase auth | phase tls | idle
+//   ? awaiting_check | not awaiting_check
 // At the end every byte the engine produced must have been expected.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include <deque>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -32,6 +35,8 @@ class transcript_runner {
         : engine_(std::move(settings)) {}
 
     session::engine& engine() { return engine_; }
+    /// What `! check_done` feeds the engine.
+    std::function<policy::step_result()> check_answer;
 
     void run(const std::string& script) {
         std::istringstream in(script);
@@ -137,6 +142,9 @@ class transcript_runner {
             engine_.on_tls_established();
         } else if (what == "tls_failed") {
             engine_.on_tls_failed("handshake", "test");
+        } else if (what == "check_done") {
+            REQUIRE(check_answer);
+            engine_.on_check_done(check_answer());
         } else {
             FAIL("unknown action: " << what);
         }
@@ -159,6 +167,11 @@ class transcript_runner {
             CHECK_FALSE(engine_.awaiting_backend());
         } else if (what == "quit backend") {
             CHECK(engine_.backend_quit_wanted());
+        } else if (what == "awaiting_check") {
+            CHECK(engine_.awaiting_check());
+            CHECK(engine_.next() == session::next_step::await_check);
+        } else if (what == "not awaiting_check") {
+            CHECK_FALSE(engine_.awaiting_check());
         } else if (what == "no quit backend") {
             CHECK_FALSE(engine_.backend_quit_wanted());
         } else {

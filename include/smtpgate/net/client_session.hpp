@@ -75,9 +75,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     const std::string& id() const { return id_; }
 
     // session::transaction_policy: the engine asks before forwarding HELO, MAIL and RCPT.
-    policy::verdict helo(std::string_view name) override;
-    policy::verdict mail(std::string_view sender) override;
-    policy::verdict rcpt(std::string_view sender) override;
+    const policy::step_result* check(policy::phase p, std::string_view subject) override;
 
   private:
     enum class side { client, backend };
@@ -88,8 +86,6 @@ class client_session : public std::enable_shared_from_this<client_session>,
     /// at once.
     asio::awaitable<const policy::step_result*> screen(policy::phase p,
                                                        const policy::check_input& in);
-    /// The same for a store that completes at once (the engine's synchronous questions).
-    const policy::step_result& screen_now(policy::phase p, const policy::check_input& in);
 
     struct io_result {
         boost::system::error_code ec;
@@ -101,6 +97,8 @@ class client_session : public std::enable_shared_from_this<client_session>,
     bool proceeding() const { return !engine_.closing() && !client_gone_; }
     asio::awaitable<void> connect_backend();
     asio::awaitable<void> relay_loop();
+    /// The engine waits for a check: the store's answer, then the engine goes on.
+    asio::awaitable<void> await_check();
     asio::awaitable<void> read_backend_reply(bool banner);
     asio::awaitable<void> read_client_commands();
     asio::awaitable<void> stream_message();
@@ -122,7 +120,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<void> admit(const tcp::endpoint& remote);
     asio::awaitable<void> greet_pause();
     void log_verdict(const policy::verdict& v);
-    void apply_bad_recipient();
+    /// Counts the unknown recipients the engine just found against the client network.
+    asio::awaitable<void> count_bad_recipients();
+    void apply_bad_recipient(const policy::bad_recipient_verdict& v);
 
     // client_session_handoff.cpp: who the client really is, in and out.
     /// Reads the trusted proxy's PROXY header and takes the client and server addresses
@@ -186,6 +186,7 @@ class client_session : public std::enable_shared_from_this<client_session>,
     policy::admission_result admission_;
     session::screening screening_;
     asio::steady_timer step_timer_;  // waits for a pending store step; plan_applied() ends it
+    std::string check_subject_;      // the subject of the engine's check in flight
 
     steady_clock::time_point started_;
     steady_clock::time_point session_deadline_;

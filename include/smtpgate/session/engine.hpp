@@ -17,11 +17,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/policy/check.hpp"
 #include "smtpgate/policy/verdict.hpp"
 #include "smtpgate/smtp/command.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
@@ -32,15 +34,17 @@ namespace smtpgate::session {
 
 using duration = std::chrono::milliseconds;
 
-/// Checks the engine asks for before it forwards HELO/EHLO, MAIL and RCPT. The driver
-/// implements them over the shared limiter state and its clock; tests use a fake. A verdict
-/// that does not pass is answered locally with its reply and the command is not forwarded.
+/// The checks the engine asks for before it forwards HELO/EHLO, MAIL and RCPT. The driver runs
+/// them (session/screening.hpp) over the shared store and its clock; tests use a fake. A
+/// decision that does not pass is answered locally with its reply and the command is not
+/// forwarded; observed refusals are logged as would_reject.
 class transaction_policy {
   public:
     virtual ~transaction_policy() = default;
-    virtual policy::verdict helo(std::string_view name) = 0;
-    virtual policy::verdict mail(std::string_view sender) = 0;
-    virtual policy::verdict rcpt(std::string_view sender) = 0;
+    /// Starts the step of `p` (helo, mail or rcpt) for `subject` (the HELO name, the sender, the
+    /// transaction's sender). Returns its result when decided at once; null when the store
+    /// answers later: the engine then takes no line until on_check_done().
+    virtual const policy::step_result* check(policy::phase p, std::string_view subject) = 0;
 };
 
 struct engine_settings {
@@ -91,9 +95,33 @@ enum class phase {
 
 enum class deadline { command, data, backend_reply, session };
 
+/// What happened, as the log's event name says it (docs/logging.md).
+enum class event_kind : std::uint8_t {
+    reject,
+    would_reject,
+    timeout,
+    backend_error,
+    drain_close,
+    bad_recipient,  ///< the backend refused a recipient as unknown: the driver counts it
+    rcpt_flood,
+    tls_error,
+};
+std::string_view event_name(event_kind k);
+
+/// What the session waits for next. Before any wait the driver sends to_backend(), then
+/// to_client() and the delayed replies in order.
+enum class next_step {
+    close,           ///< the goodbye: last replies, then both sides closed
+    await_check,     ///< a check waits for the store: on_check_done() with its result
+    read_backend,    ///< replies are owed: read them (on_backend_reply)
+    start_tls,       ///< the 220 to STARTTLS is out: the handshake
+    stream_message,  ///< message content until <CRLF>.<CRLF>
+    read_client,     ///< the client's next command lines
+};
+
 /// A decision worth a log line.
 struct event {
-    std::string_view name;    ///< "reject", "timeout", "backend_error", "drain_close", ...
+    event_kind kind = event_kind::reject;
     std::string_view reason;  ///< stable token: "xclient", "line_too_long", "command", ...
     int code = 0;             ///< reply code sent to the client, if any
     std::string detail;       ///< free text, e.g. the system error of a failed connect
@@ -145,6 +173,11 @@ class engine {
                         bool polite);
     /// Where HELO/MAIL/RCPT checks are asked (not owned; null: no checks).
     void set_transaction_policy(transaction_policy* checks) { checks_ = checks; }
+    /// The pending check's result: the held command is answered or forwarded, and lines are
+    /// taken again.
+    void on_check_done(const policy::step_result& result);
+    /// A check is pending: the store has not answered yet.
+    bool awaiting_check() const { return check_pending_; }
     /// The client network is over its bad-recipient throttle rate: from now on every RCPT
     /// reply of this session waits `bad_recipient_delay`.
     void throttle_recipients() { throttle_all_recipients_ = true; }
@@ -167,8 +200,10 @@ class engine {
     /// The engine takes another client line now (no command in flight that must be last in
     /// its pipelined group: DATA, AUTH, QUIT).
     bool accepts_lines() const {
-        return !closing_ && !close_queued_ && !barrier_ && phase_ != phase::data;
+        return !closing_ && !close_queued_ && !barrier_ && !check_pending_ && phase_ != phase::data;
     }
+    /// What to wait for next.
+    next_step next() const;
     /// Replies the backend still owes.
     bool awaiting_backend() const { return backend_owed_ > 0; }
     /// Send to_client() and close both sides.
@@ -199,19 +234,26 @@ class engine {
         bool starts_tls = false;
     };
 
+    enum class check_state { passed, refused, pending };
+
     void forward(const smtp::command& cmd, std::string_view line);
+    void forward_checked(const smtp::command& cmd, std::string_view line);
+    /// The check step `cmd` needs (setting `p`), with its subject; none for other commands.
+    std::optional<std::string_view> check_subject(const smtp::command& cmd, policy::phase& p) const;
+    check_state start_check(const smtp::command& cmd, std::string_view line);
+    /// Logs what was observed, answers a refusal; true when `cmd` may be forwarded.
+    bool apply_check(const smtp::command& cmd, std::string_view subject,
+                     const policy::step_result& r);
     void local_reply(const smtp::named_reply& r, std::string_view reason, std::int64_t observed = 0,
                      std::int64_t limit = 0, bool counts_as_error = true);
-    void close_with(const smtp::named_reply& r, std::string_view event_name,
-                    std::string_view reason, std::string detail = {});
+    void close_with(const smtp::named_reply& r, event_kind kind, std::string_view reason,
+                    std::string detail = {});
     void flush_local_replies();
     /// Where the next client bytes go: after `delay`, or behind what already waits.
     std::string& out(duration delay = duration(0));
     /// Counts an error reply; returns the delay it earns (0 below the soft limit).
     duration count_error(std::string_view reason);
     void reset_transaction();
-    /// Asks the transaction policy about `cmd`; false when it was answered locally.
-    bool checked(const smtp::command& cmd);
     /// Ends the session with `r` once the replies still owed for earlier commands are out.
     void queue_close(const smtp::named_reply& r, std::string_view reason);
     /// Classifies a RCPT reply and returns the bad-recipient throttle's delay for it.
@@ -237,6 +279,8 @@ class engine {
     bool error_limit_hit_ = false;
     bool throttle_all_recipients_ = false;
     transaction_policy* checks_ = nullptr;
+    bool check_pending_ = false;
+    std::string held_line_;     // the command waiting for its check
     std::string sender_;        // MAIL FROM of the open transaction
     std::string helo_checked_;  // the HELO name the interval check passed in this session
     bool draining_ = false;
