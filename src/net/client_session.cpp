@@ -335,33 +335,34 @@ bool client_session::backend_spoke_out_of_turn(bool ask_socket) {
     return true;
 }
 
-asio::awaitable<void> client_session::read_backend_reply(bool banner) {
-    const auto timeout = awaiting_final_reply_ ? settings_->backend.data_reply_timeout
-                                               : settings_->backend.reply_timeout;
-    const auto deadline = capped(timeout);
+asio::awaitable<smtp::reply*> client_session::read_reply(steady_clock::time_point deadline) {
     for (;;) {
         const auto status = parse_buffered_reply();
         if (status == smtp::reply_status::malformed) {
             engine_.on_backend_failure("protocol");
-            co_return;
+            co_return nullptr;
         }
-        if (status == smtp::reply_status::complete) {
-            if (banner) {
-                if (!backend_spoke_out_of_turn(false)) engine_.on_banner(reply_parser_.result());
-                co_return;
-            }
-            engine_.on_backend_reply(reply_parser_.result());
-            if (engine_.closing()) co_return;
-            // Pipelined replies that arrived together are all handled before the next write.
-            if (!engine_.awaiting_backend()) {
-                backend_spoke_out_of_turn(false);
-                co_return;
-            }
-            continue;
-        }
+        if (status == smtp::reply_status::complete) co_return &reply_parser_.result();
         const auto r = co_await read_some(side::backend, backend_in_, deadline);
         if (r.ec) {
             on_io_failure(r, session::deadline::backend_reply, true);
+            co_return nullptr;
+        }
+    }
+}
+
+asio::awaitable<void> client_session::read_backend_replies() {
+    const auto timeout = awaiting_final_reply_ ? settings_->backend.data_reply_timeout
+                                               : settings_->backend.reply_timeout;
+    const auto deadline = capped(timeout);
+    for (;;) {
+        smtp::reply* reply = co_await read_reply(deadline);
+        if (reply == nullptr) co_return;
+        engine_.on_backend_reply(*reply);
+        if (engine_.closing()) co_return;
+        // Pipelined replies that arrived together are all handled before the next write.
+        if (!engine_.awaiting_backend()) {
+            backend_spoke_out_of_turn(false);
             co_return;
         }
     }
@@ -398,7 +399,7 @@ asio::awaitable<void> client_session::relay_loop() {
         case session::next_step::read_backend:
             co_await flush_client();
             if (client_gone_) co_return;
-            co_await read_backend_reply(false);
+            co_await read_backend_replies();
             // Decisions on the replies just read (bad recipients) take effect before anything
             // more goes to the client.
             co_await count_bad_recipients();

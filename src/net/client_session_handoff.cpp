@@ -16,8 +16,8 @@
 #include "smtpgate/net/client_session.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
+#include "smtpgate/session/backend_handshake.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
-#include "smtpgate/smtp/xtext.hpp"
 
 namespace smtpgate::net {
 
@@ -35,43 +35,6 @@ tcp::endpoint endpoint_of(const smtp::proxy_address& p) {
     asio::ip::address_v4::bytes_type b{};
     std::copy(p.bytes.begin(), p.bytes.begin() + 4, b.begin());
     return {asio::ip::address_v4(b), p.port};
-}
-
-/// The backend's EHLO line for `keyword` (lower case, compared without case), or null.
-const std::string* ehlo_line(const smtp::reply& ehlo, std::string_view keyword) {
-    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
-        const std::string& line = ehlo.lines[i];
-        if (policy::lower_ascii(line.substr(0, line.find(' '))) == keyword) return &line;
-    }
-    return nullptr;
-}
-
-bool offers(const smtp::reply& ehlo, std::string_view keyword) {
-    return ehlo_line(ehlo, keyword) != nullptr;
-}
-
-/// The attribute names of the backend's "XCLIENT NAME ADDR ..." EHLO line; empty when the
-/// backend does not offer XCLIENT to us.
-std::vector<std::string> xclient_offer(const smtp::reply& ehlo) {
-    const std::string* line = ehlo_line(ehlo, "xclient");
-    if (line == nullptr) return {};
-    std::vector<std::string> names;
-    std::size_t pos = line->find(' ');
-    while (pos < line->size()) {
-        const auto start = line->find_first_not_of(' ', pos);
-        if (start == std::string::npos) break;
-        const auto end = std::min(line->find(' ', start), line->size());
-        names.push_back(policy::lower_ascii(line->substr(start, end - start)));
-        pos = end;
-    }
-    if (names.empty()) names.emplace_back();  // "XCLIENT" alone: offered, no attributes
-    return names;
-}
-
-std::string reply_text(const smtp::reply& r) {
-    std::string text = std::to_string(r.code);
-    if (!r.lines.empty()) text += " " + r.lines.front();
-    return text;
 }
 
 }  // namespace
@@ -120,64 +83,50 @@ asio::awaitable<void> client_session::send_proxy_header() {
     co_await flush_backend_bytes(header);
 }
 
-asio::awaitable<std::optional<smtp::reply>> client_session::backend_exchange(std::string line) {
-    if (!line.empty() && !co_await flush_backend_bytes(line)) co_return std::nullopt;
-    const auto deadline = capped(settings_->backend.reply_timeout);
-    for (;;) {
-        const auto status = parse_buffered_reply();
-        if (status == smtp::reply_status::malformed) {
-            engine_.on_backend_failure("protocol");
-            co_return std::nullopt;
-        }
-        if (status == smtp::reply_status::complete) co_return reply_parser_.result();
-        const auto r = co_await read_some(side::backend, backend_in_, deadline);
-        if (r.ec) {
-            on_io_failure(r, session::deadline::backend_reply, true);
-            co_return std::nullopt;
-        }
-    }
+asio::awaitable<smtp::reply*> client_session::backend_exchange(std::string line) {
+    if (!line.empty() && !co_await flush_backend_bytes(line)) co_return nullptr;
+    smtp::reply* reply = co_await read_reply(capped(settings_->backend.reply_timeout));
+    co_return reply;
 }
 
 asio::awaitable<void> client_session::greet_backend() {
     const auto& cfg = settings_->backend;
-    if (cfg.tls == config::backend_tls_mode::off
-        && cfg.identity != config::identity_mode::xclient) {
-        co_await read_backend_reply(true);
-        co_return;
+    const auto client = unmapped(client_endpoint_.address());
+    const auto server = unmapped(server_endpoint_.address());
+    session::backend_handshake handshake(
+        {owner_.hostname(), cfg.tls == config::backend_tls_mode::starttls,
+         cfg.identity == config::identity_mode::xclient},
+        {client.to_string(), client.is_v6(), client_endpoint_.port(), client_name_,
+         server.to_string(), server.is_v6(), server_endpoint_.port()});
+    // A plain loop over the steps: GCC 12 crashed this coroutine when it was written as a
+    // switch inside a for statement that declared the step.
+    bool banner = true;
+    auto step = handshake.start();
+    while (step == session::handshake_step::exchange
+           || step == session::handshake_step::start_tls) {
+        if (step == session::handshake_step::start_tls) {
+            if (!co_await secure_backend()) co_return;
+            step = handshake.on_tls_established();
+            continue;
+        }
+        const smtp::reply* reply = co_await backend_exchange(handshake.line());
+        if (reply == nullptr) co_return;
+        // A backend speaks only when spoken to: bytes after its banner answer something nobody
+        // sent (typically a PROXY header it does not expect).
+        if (banner && backend_spoke_out_of_turn(false)) co_return;
+        banner = false;
+        step = handshake.on_reply(*reply);
     }
-    const auto banner = co_await backend_exchange({});
-    if (!banner || backend_spoke_out_of_turn(false)) co_return;
-    if (banner->code != 220) {
-        engine_.on_banner(*banner);  // 421 4.3.0 and close, logged as a backend error
-        co_return;
+    if (step == session::handshake_step::done) {
+        engine_.on_banner(handshake.greeting());  // a non-220 banner: 421 4.3.0 and close
+    } else {
+        engine_.on_backend_failure(handshake.reason(), handshake.detail());
     }
-    if (cfg.tls == config::backend_tls_mode::starttls && !co_await secure_backend()) co_return;
-    if (cfg.identity != config::identity_mode::xclient) {
-        engine_.on_banner(*banner);
-        co_return;
-    }
-    const auto greeting = co_await introduce_client();
-    if (greeting) engine_.on_banner(*greeting);
 }
 
 asio::awaitable<bool> client_session::secure_backend() {
-    // RFC 3207 on the proxy's own link: EHLO, STARTTLS, handshake. The client's EHLO, relayed
-    // later, is the first command the backend sees inside TLS, as RFC 3207 4.2 requires.
+    // After the backend's 220 to STARTTLS (session/backend_handshake.hpp): the handshake.
     const auto& cfg = settings_->backend;
-    const auto ehlo = co_await backend_exchange("EHLO " + owner_.hostname() + "\r\n");
-    if (!ehlo) co_return false;
-    if (ehlo->code != 250 || !offers(*ehlo, "starttls")) {
-        engine_.on_backend_failure(
-            "tls_unsupported",
-            "the backend does not offer STARTTLS (EHLO said " + reply_text(*ehlo) + ")");
-        co_return false;
-    }
-    const auto ready = co_await backend_exchange("STARTTLS\r\n");
-    if (!ready) co_return false;
-    if (ready->code != 220) {
-        engine_.on_backend_failure("tls_refused", reply_text(*ready));
-        co_return false;
-    }
     if (!backend_in_.empty()) {
         // Bytes after the 220 and before the handshake would be read as TLS; nothing honest
         // sends them.
@@ -227,60 +176,6 @@ asio::awaitable<bool> client_session::secure_backend() {
         .kv("version", SSL_get_version(ssl))
         .kv("cipher", SSL_get_cipher_name(ssl));
     co_return true;
-}
-
-asio::awaitable<std::optional<smtp::reply>> client_session::introduce_client() {
-    // Postfix XCLIENT_README: the proxy's own EHLO first, to learn whether XCLIENT is offered
-    // to it (smtpd_authorized_xclient_hosts), then XCLIENT, answered by a fresh 220 in the
-    // name of the real client: that greeting, not the first, is the one the client sees, so
-    // the backend's connect-time checks apply to the client's address.
-    const auto ehlo = co_await backend_exchange("EHLO " + owner_.hostname() + "\r\n");
-    if (!ehlo) co_return std::nullopt;
-    const auto offered = ehlo->code == 250 ? xclient_offer(*ehlo) : std::vector<std::string>{};
-    if (offered.empty()) {
-        engine_.on_backend_failure("xclient_unsupported",
-                                   "the backend does not offer XCLIENT to the proxy (EHLO said "
-                                       + reply_text(*ehlo)
-                                       + "); Postfix: smtpd_authorized_xclient_hosts");
-        co_return std::nullopt;
-    }
-    const auto wanted = [&offered](std::string_view name) {
-        return std::find(offered.begin(), offered.end(), name) != offered.end();
-    };
-    std::vector<std::string> attributes;
-    const auto client = unmapped(client_endpoint_.address());
-    // Postfix: IPv6 addresses carry the "IPV6:" prefix of RFC 5321 address literals.
-    if (wanted("addr"))
-        attributes.push_back(
-            "ADDR=" + smtp::xtext_encode((client.is_v6() ? "IPV6:" : "") + client.to_string()));
-    if (wanted("port")) attributes.push_back("PORT=" + std::to_string(client_endpoint_.port()));
-    // Only a forward-confirmed name is passed on; without one the backend must not keep the
-    // proxy's own name for the client (nginx's mail proxy does the same).
-    if (wanted("name"))
-        attributes.push_back(
-            "NAME=" + smtp::xtext_encode(client_name_.empty() ? "[UNAVAILABLE]" : client_name_));
-    // Where the client connected (Postfix 3.7 and later offer these).
-    const auto server = unmapped(server_endpoint_.address());
-    if (wanted("destaddr"))
-        attributes.push_back(
-            "DESTADDR=" + smtp::xtext_encode((server.is_v6() ? "IPV6:" : "") + server.to_string()));
-    if (wanted("destport"))
-        attributes.push_back("DESTPORT=" + std::to_string(server_endpoint_.port()));
-    if (attributes.empty()) {
-        engine_.on_backend_failure("xclient_unsupported",
-                                   "the backend's XCLIENT takes none of ADDR, PORT, NAME");
-        co_return std::nullopt;
-    }
-    std::optional<smtp::reply> greeting;
-    for (auto& line : smtp::xclient_lines(attributes)) {
-        greeting = co_await backend_exchange(std::move(line));
-        if (!greeting) co_return std::nullopt;
-        if (greeting->code != 220) {
-            engine_.on_backend_failure("xclient_refused", reply_text(*greeting));
-            co_return std::nullopt;
-        }
-    }
-    co_return greeting;
 }
 
 }  // namespace smtpgate::net

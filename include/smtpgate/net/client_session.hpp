@@ -99,7 +99,11 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<void> relay_loop();
     /// The engine waits for a check: the store's answer, then the engine goes on.
     asio::awaitable<void> await_check();
-    asio::awaitable<void> read_backend_reply(bool banner);
+    /// One whole backend reply, from what is buffered or read under `deadline`; null when the
+    /// backend failed (the engine is told).
+    asio::awaitable<smtp::reply*> read_reply(steady_clock::time_point deadline);
+    /// The replies owed, as the engine takes them, pipelined ones together.
+    asio::awaitable<void> read_backend_replies();
     asio::awaitable<void> read_client_commands();
     asio::awaitable<void> stream_message();
     asio::awaitable<void> flush_client();
@@ -131,16 +135,16 @@ class client_session : public std::enable_shared_from_this<client_session>,
     asio::awaitable<std::string> read_proxy_header();
     /// Sends the PROXY header of backend.identity proxy-v1/proxy-v2.
     asio::awaitable<void> send_proxy_header();
-    /// The backend's banner, then (backend.tls) STARTTLS to it and (backend.identity =
-    /// xclient) EHLO and XCLIENT, whose fresh 220 becomes the client's banner.
+    /// Runs the backend handshake (session/backend_handshake.hpp): the banner, then
+    /// (backend.tls) STARTTLS and (backend.identity = xclient) EHLO and XCLIENT, whose fresh
+    /// 220 becomes the client's banner.
     asio::awaitable<void> greet_backend();
-    /// EHLO, STARTTLS and the handshake on the backend link; false when it failed (the
-    /// engine is told).
+    /// The TLS handshake on the backend link after its 220 to STARTTLS; false when it failed
+    /// (the engine is told).
     asio::awaitable<bool> secure_backend();
-    asio::awaitable<std::optional<smtp::reply>> introduce_client();
     /// Writes `line` (if any) to the backend and reads one whole reply; null on failure (the
     /// engine is told).
-    asio::awaitable<std::optional<smtp::reply>> backend_exchange(std::string line);
+    asio::awaitable<smtp::reply*> backend_exchange(std::string line);
 
     // client_session_io.cpp: reads and writes with a deadline, kept by the watchdog, what a
     // failed one means for the engine, and the switch to TLS.
