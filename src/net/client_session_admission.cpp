@@ -8,6 +8,7 @@
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/policy/checks/greet_pause.hpp"
+#include "smtpgate/session/greet_pause.hpp"
 #include "smtpgate/smtp/replies.hpp"
 
 namespace smtpgate::net {
@@ -60,13 +61,10 @@ asio::awaitable<void> client_session::admit(const tcp::endpoint& remote) {
 }
 
 asio::awaitable<void> client_session::greet_pause() {
-    const auto pause = admission_.greet_pause;
-    if (pause.count() == 0) co_return;
     const auto& cfg = settings_->greet_pause;
-    if (cfg.teaser) {
-        // postscreen: the first line of a multi-line banner tempts bots to talk too early.
-        smtp::append_reply_continued(engine_.to_client(), smtp::replies::greeting,
-                                     owner_.hostname());
+    session::greet_pause pause(admission_.greet_pause, cfg.teaser, cfg.on_pregreet);
+    if (pause.start(engine_) == session::greet_step::proceed) co_return;
+    if (pause.teaser()) {
         co_await flush_client();
         if (!proceeding()) co_return;
     }
@@ -75,9 +73,10 @@ asio::awaitable<void> client_session::greet_pause() {
         // Nothing is owed yet, so a drain may cut the pause short; run() then answers 421
         // instead of the banner. Not after a teaser: that banner is already half sent.
         if (interrupt_ == interrupt::drain) co_return;
-        idle_ = !cfg.teaser;
-        const auto r = co_await read_some(side::client, client_in_,
-                                          std::min(steady_clock::now() + pause, session_deadline_));
+        idle_ = !pause.teaser();
+        const auto r =
+            co_await read_some(side::client, client_in_,
+                               std::min(steady_clock::now() + pause.pause(), session_deadline_));
         idle_ = false;
         if (r.timed_out) co_return;  // a patient client: go on to the banner
         if (r.ec == errc::operation_aborted && interrupt_ == interrupt::drain) co_return;
@@ -88,30 +87,28 @@ asio::awaitable<void> client_session::greet_pause() {
         bytes_in_ += r.bytes;
     }
     if (!proxy_header_checked_ && refused_untrusted_proxy_header()) co_return;
-    const bool observe = settings_->modes.greet_pause == config::check_mode::observe;
-    ops::log(ops::level::warning, observe ? "would_reject" : "reject")
-        .kv("session", id_)
-        .kv("client", client_text_)
-        .kv("reason", "pregreet")
-        .kv("code", smtp::replies::pregreet.code)
-        .kv("bytes", client_in_.size())
-        .kv("delay_ms", pause.count());
-    if (observe) co_return;
-    if (cfg.on_pregreet == config::pregreet_action::drop) {
-        if (cfg.teaser) {
-            client_gone_ = true;  // mid-banner: no reply fits; just close
-            end_reason_ = "pregreet";
-            error_code ignored;
-            client_.close(ignored);
-        } else {
-            engine_.close_now(smtp::replies::pregreet, "pregreet");
-        }
+    const auto* checked = co_await screen(policy::phase::pregreet, {admission_});
+    if (checked == nullptr) {
+        engine_.on_shutdown();
         co_return;
     }
-    // sendmail nullserver: refuse every command, QUIT aside. After a teaser the banner is
-    // completed first so the reply stays well-formed.
-    engine_.answer_locally(cfg.teaser ? &smtp::replies::greeting : &smtp::replies::pregreet,
-                           smtp::replies::nullserver_command, false);
+    const policy::verdict& v =
+        checked->would_block.empty() ? checked->decision : checked->would_block.front();
+    if (!v.passed() || v.would_block) {
+        ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject")
+            .kv("session", id_)
+            .kv("client", client_text_)
+            .kv("reason", v.reason)
+            .kv("code", v.reply->code)
+            .kv("bytes", client_in_.size())
+            .kv("delay_ms", pause.pause().count());
+    }
+    if (pause.on_client_spoke(checked->decision, engine_) == session::greet_step::close) {
+        client_gone_ = true;
+        end_reason_ = "pregreet";
+        error_code ignored;
+        client_.close(ignored);
+    }
 }
 
 void client_session::apply_bad_recipient(const policy::bad_recipient_verdict& v) {

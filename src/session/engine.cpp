@@ -68,6 +68,10 @@ void engine::answer_locally(const smtp::named_reply* greeting, const smtp::named
     if (greeting != nullptr) smtp::append_reply(out(), *greeting, settings_.hostname);
 }
 
+void engine::send_teaser() {
+    smtp::append_reply_continued(out(), replies::greeting, settings_.hostname);
+}
+
 void engine::close_now(const smtp::named_reply& r, std::string_view reason) {
     if (closing_) return;
     check_pending_ = false;

@@ -181,6 +181,9 @@ class engine {
     /// The client network is over its bad-recipient throttle rate: from now on every RCPT
     /// reply of this session waits `bad_recipient_delay`.
     void throttle_recipients() { throttle_all_recipients_ = true; }
+    /// The first line of a multi-line banner, before the greet pause ("220-", postscreen's
+    /// teaser); the banner that follows completes it.
+    void send_teaser();
     /// Ends the session with `r` (a refusal the driver has already logged in detail).
     void close_now(const smtp::named_reply& r, std::string_view reason);
     bool answering_locally() const { return local_refusal_ != nullptr; }
