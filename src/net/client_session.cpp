@@ -595,15 +595,7 @@ void client_session::log_events() {
             line.kv("reason", e.reason);
         }
         if (e.code != 0) line.kv("code", e.code);
-        if (e.in_ms) {
-            line.kv("observed", e.observed < 0
-                                    ? std::string("none")
-                                    : config::format_duration(policy::duration(e.observed)))
-                .kv("limit", config::format_duration(policy::duration(e.limit)));
-        } else {
-            if (e.limit != 0 || e.observed != 0) line.kv("observed", e.observed);
-            if (e.limit != 0) line.kv("limit", e.limit);
-        }
+        log_measure(line, e.observed, e.limit, e.in_ms);
         if (!e.detail.empty()) line.kv("detail", e.detail);
     }
     engine_.events().clear();

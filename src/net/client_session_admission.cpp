@@ -20,13 +20,7 @@ void client_session::log_verdict(const policy::verdict& v) {
     auto line = ops::log(ops::level::warning, v.would_block ? "would_reject" : "reject");
     line.kv("session", id_).kv("client", client_text_).kv("reason", v.reason);
     if (v.reply != nullptr) line.kv("code", v.reply->code);
-    if (v.in_ms) {
-        line.kv("observed", v.observed < 0 ? std::string("none")
-                                           : config::format_duration(policy::duration(v.observed)))
-            .kv("limit", config::format_duration(policy::duration(v.limit)));
-    } else if (v.limit != 0) {
-        line.kv("observed", v.observed).kv("limit", v.limit);
-    }
+    log_measure(line, v.observed, v.limit, v.in_ms);
     if (!admission_.key_text.empty()) line.kv("key", admission_.key_text);
     if (!client_name_.empty()) line.kv("client_name", client_name_);
     if (v.act == policy::action::tempfail) line.kv("action", "tempfail");

@@ -18,6 +18,8 @@
 #include <chrono>
 #include <string>
 
+#include "smtpgate/config/units.hpp"
+#include "smtpgate/ops/log.hpp"
 #include "smtpgate/policy/address.hpp"
 #include "smtpgate/policy/rate.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
@@ -65,6 +67,20 @@ inline std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep) {
     const auto addr = unmapped(ep.address());
     return addr.is_v6() ? "[" + addr.to_string() + "]:" + std::to_string(ep.port())
                         : addr.to_string() + ":" + std::to_string(ep.port());
+}
+
+/// The observed value and limit of a decision on its log line: durations for interval checks
+/// ("observed=10s limit=1m", "none" when there was no earlier observation), counts otherwise.
+inline void log_measure(ops::log_line& line, std::int64_t observed, std::int64_t limit,
+                        bool in_ms) {
+    if (in_ms) {
+        line.kv("observed", observed < 0 ? std::string("none")
+                                         : config::format_duration(policy::duration(observed)))
+            .kv("limit", config::format_duration(policy::duration(limit)));
+        return;
+    }
+    if (limit != 0 || observed != 0) line.kv("observed", observed);
+    if (limit != 0) line.kv("limit", limit);
 }
 
 inline policy::time_point wall_now() {
