@@ -1,6 +1,7 @@
 #include "smtpgate/net/admin_server.hpp"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -15,6 +16,7 @@
 #include <system_error>
 
 #include "client_session_helpers.hpp"
+#include "smtpgate/net/accept_errors.hpp"
 #include "smtpgate/net/server.hpp"
 #include "smtpgate/ops/log.hpp"
 
@@ -72,10 +74,16 @@ void admin_server::stop() {
 }
 
 asio::awaitable<void> admin_server::accept_loop() {
+    asio::steady_timer backoff(io_);
     for (;;) {
         auto [ec, socket] = co_await acceptor_.async_accept(use_tuple);
+        // stop() closes the listener; during a back-off that shows as a closed acceptor.
         if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
-        if (ec) continue;
+        if (ec) {
+            owner_.accept_failures().log(ec);
+            co_await accept_errors::back_off(ec, backoff);
+            continue;
+        }
         if (active_ >= max_connections) {
             error_code ignored;
             socket.close(ignored);

@@ -73,10 +73,6 @@ asio::awaitable<int> read_probe_reply(tcp::socket& socket, smtp::input_buffer& i
     }
 }
 
-// After EMFILE/ENFILE the accept loop pauses so running sessions can finish and free
-// descriptors, instead of spinning on a full table (OpenSMTPD does the same).
-constexpr auto accept_backoff = std::chrono::milliseconds(100);
-
 void log_escaped(std::string_view what, std::exception_ptr e) {
     if (!e) return;
     try {
@@ -333,13 +329,9 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
             co_return;
         }
         if (ec) {
-            const bool out_of_descriptors = ec == errc::no_descriptors || ec.value() == ENFILE;
-            log_accept_error(ec);
-            if (out_of_descriptors) refuse_with_reserve(acceptor);
-            if (out_of_descriptors || ec == errc::no_buffer_space || ec == errc::no_memory) {
-                backoff.expires_after(accept_backoff);
-                co_await backoff.async_wait(use_tuple);
-            }
+            accept_errors_.log(ec);
+            if (out_of_descriptors(ec)) refuse_with_reserve(acceptor);
+            co_await accept_errors::back_off(ec, backoff);
             continue;
         }
         if (settings_->server.accept_rate > 0) {
@@ -363,20 +355,6 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
             log_escaped("session " + session->id(), e);
         });
     }
-}
-
-void server::log_accept_error(const error_code& ec) {
-    // Descriptor exhaustion repeats every back-off: one line a second, with the count.
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_accept_error_log_ < std::chrono::seconds(1)) {
-        ++accept_errors_suppressed_;
-        return;
-    }
-    ops::log(ops::level::warning, "accept_error")
-        .kv("error", ec.message())
-        .kv("suppressed", accept_errors_suppressed_);
-    last_accept_error_log_ = now;
-    accept_errors_suppressed_ = 0;
 }
 
 void server::refuse_with_reserve(tcp::acceptor& acceptor) {

@@ -4,7 +4,8 @@
 // A separate listener, loopback by default (admin.listen). Every request is bounded: 8 KiB of
 // header, no body, 5 s for the whole exchange, one request per connection, at most 32
 // connections at once (more are closed unanswered). The listener closes when the drain starts,
-// so a shutting-down proxy is not scraped as healthy.
+// so a shutting-down proxy is not scraped as healthy. Out of descriptors, accepting backs off
+// as the SMTP listeners do (accept_errors.hpp).
 // Does not: authenticate (bind it to loopback or a private network), or serve anything else
 // (404).
 // Threading: runs on the server's I/O thread.

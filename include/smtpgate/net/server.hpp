@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/net/accept_errors.hpp"
 #include "smtpgate/net/reverse_resolver.hpp"
 #include "smtpgate/net/tls_context.hpp"
 #include "smtpgate/policy/check.hpp"
@@ -98,6 +99,9 @@ class server {
     const std::shared_ptr<asio::ssl::context>& backend_tls_context() const { return backend_tls_; }
     /// Whether a connection from `peer` must begin with a PROXY header (server.trusted_proxies).
     bool trusted_proxy(const policy::client_address& peer) const;
+    /// accept() failures of every listener, the admin endpoint's too: one accept_error line a
+    /// second between them, as they usually share one cause (the descriptor table is full).
+    accept_errors& accept_failures() { return accept_errors_; }
 
     // Session registry, used by client_session.
     std::list<client_session*>::iterator attach(client_session* s);
@@ -115,7 +119,6 @@ class server {
     void refuse(tcp::socket& socket, bool observe_only,
                 std::string_view reason = "max_connections");
     void refuse_with_reserve(tcp::acceptor& acceptor);
-    void log_accept_error(const boost::system::error_code& ec);
     asio::awaitable<void> pace_accepts(asio::steady_timer& timer);
     void stop_sessions();
     std::string next_session_id();
@@ -142,8 +145,7 @@ class server {
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;
     int reserve_fd_ = -1;  // a spare descriptor for refusing clients when none are left
-    std::chrono::steady_clock::time_point last_accept_error_log_{};
-    std::uint64_t accept_errors_suppressed_ = 0;
+    accept_errors accept_errors_;
     bool draining_ = false;
     bool stopping_ = false;
 };
