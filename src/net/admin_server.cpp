@@ -11,13 +11,13 @@
 #include <boost/beast/http/write.hpp>
 
 #include <chrono>
-#include <exception>
 #include <string>
 #include <system_error>
 
 #include "client_session_helpers.hpp"
 #include "smtpgate/net/accept_errors.hpp"
 #include "smtpgate/net/server.hpp"
+#include "smtpgate/net/spawn.hpp"
 #include "smtpgate/ops/log.hpp"
 
 namespace smtpgate::net {
@@ -56,16 +56,7 @@ void admin_server::start() {
     if (!ec) acceptor_.listen(64, ec);
     if (ec) throw std::system_error(ec, "admin.listen " + listen_.to_string());
     ops::log(ops::level::info, "admin_listen").kv("address", listen_.to_string());
-    asio::co_spawn(io_, accept_loop(), [](std::exception_ptr e) {
-        if (!e) return;
-        try {
-            std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-            ops::log(ops::level::error, "internal_error")
-                .kv("where", "admin accept_loop")
-                .kv("error", ex.what());
-        }
-    });
+    asio::co_spawn(io_, accept_loop(), logged("admin accept_loop"));
 }
 
 void admin_server::stop() {
@@ -89,16 +80,7 @@ asio::awaitable<void> admin_server::accept_loop() {
             socket.close(ignored);
             continue;
         }
-        asio::co_spawn(io_, serve(std::move(socket)), [](std::exception_ptr e) {
-            if (!e) return;
-            try {
-                std::rethrow_exception(e);
-            } catch (const std::exception& ex) {
-                ops::log(ops::level::error, "internal_error")
-                    .kv("where", "admin request")
-                    .kv("error", ex.what());
-            }
-        });
+        asio::co_spawn(io_, serve(std::move(socket)), logged("admin request"));
     }
 }
 

@@ -21,6 +21,7 @@
 #include "smtpgate/net/admin_server.hpp"
 #include "smtpgate/net/client_session.hpp"
 #include "smtpgate/net/privileges.hpp"
+#include "smtpgate/net/spawn.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/ops/metrics.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
@@ -70,17 +71,6 @@ asio::awaitable<int> read_probe_reply(tcp::socket& socket, smtp::input_buffer& i
             co_await socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
         if (ec) co_return 0;
         in.commit(n);
-    }
-}
-
-void log_escaped(std::string_view what, std::exception_ptr e) {
-    if (!e) return;
-    try {
-        std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-        ops::log(ops::level::error, "internal_error").kv("where", what).kv("error", ex.what());
-    } catch (...) {
-        ops::log(ops::level::error, "internal_error").kv("where", what).kv("error", "unknown");
     }
 }
 
@@ -311,10 +301,9 @@ void server::start() {
         acceptors_.push_back(std::move(acceptor));
     }
     for (auto& acceptor : acceptors_) {
-        asio::co_spawn(io_, accept_loop(*acceptor),
-                       [](std::exception_ptr e) { log_escaped("accept_loop", e); });
+        asio::co_spawn(io_, accept_loop(*acceptor), logged("accept_loop"));
     }
-    asio::co_spawn(io_, watch_signals(), [](std::exception_ptr e) { log_escaped("signals", e); });
+    asio::co_spawn(io_, watch_signals(), logged("signals"));
 }
 
 asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
@@ -351,9 +340,7 @@ asio::awaitable<void> server::accept_loop(tcp::acceptor& acceptor) {
         socket.set_option(tcp::no_delay(true), ignored);
         auto session = std::make_shared<client_session>(*this, std::move(socket), settings_,
                                                         policies_, next_session_id());
-        asio::co_spawn(io_, session->run(), [session](std::exception_ptr e) {
-            log_escaped("session " + session->id(), e);
-        });
+        asio::co_spawn(io_, session->run(), logged("session " + session->id(), session));
     }
 }
 
