@@ -200,28 +200,14 @@ asio::awaitable<void> client_session::run() {
 asio::awaitable<void> client_session::connect_backend() {
     const auto& cfg = settings_->backend;
     const auto deadline = capped(cfg.connect_timeout);
-    std::vector<tcp::endpoint> candidates;
-    if (owner_.backend_endpoint()) {
-        candidates.push_back(*owner_.backend_endpoint());
-    } else {
-        // A host name (a container service name, say) is resolved per session, so the
-        // backend may move without a restart.
-        tcp::resolver resolver(client_.get_executor());
-        asio::steady_timer timer(client_.get_executor());
-        timer.expires_at(deadline);
-        auto r = co_await (
-            resolver.async_resolve(cfg.address.host, std::to_string(cfg.address.port), use_tuple)
-            || timer.async_wait(use_tuple));
-        if (r.index() == 0 && !std::get<0>(std::get<0>(r))) {
-            for (const auto& entry : std::get<1>(std::get<0>(r)))
-                candidates.push_back(entry.endpoint());
-        }
-        if (candidates.empty()) {
-            owner_.backend_outcome(false);
-            ops::metrics::global().backend_connect_failed();
-            engine_.on_backend_unreachable("resolve", cfg.address.to_string());
-            co_return;
-        }
+    // A host name (a container service name, say) is resolved per session, so the backend may
+    // move without a restart; the lookup counts against the connect deadline.
+    const auto candidates = co_await owner_.backend_addresses(cfg.address, deadline);
+    if (candidates.empty()) {
+        owner_.backend_outcome(false);
+        ops::metrics::global().backend_connect_failed();
+        engine_.on_backend_unreachable("resolve", cfg.address.to_string());
+        co_return;
     }
 
     arm_watchdog(deadline);

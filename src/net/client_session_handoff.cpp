@@ -64,23 +64,9 @@ asio::awaitable<std::string> client_session::read_proxy_header() {
 }
 
 asio::awaitable<void> client_session::send_proxy_header() {
-    const auto identity = settings_->backend.identity;
-    if (identity != config::identity_mode::proxy_v1 && identity != config::identity_mode::proxy_v2)
-        co_return;
-    const auto source = proxy_address_of(client_endpoint_);
-    auto destination = proxy_address_of(server_endpoint_);
-    if (source.ipv6 != destination.ipv6) {
-        // A v4 client through a v6 load balancer (or the reverse): the header needs one family;
-        // the client's counts, the destination is then only a placeholder.
-        destination = proxy_address_of(
-            tcp::endpoint(source.ipv6 ? asio::ip::address(asio::ip::address_v6::any())
-                                      : asio::ip::address(asio::ip::address_v4::any()),
-                          server_endpoint_.port()));
-    }
-    std::string header = identity == config::identity_mode::proxy_v1
-                             ? smtp::encode_proxy_v1(source, destination)
-                             : smtp::encode_proxy_v2(source, destination);
-    co_await flush_backend_bytes(header);
+    std::string header =
+        proxy_header_for(settings_->backend.identity, client_endpoint_, server_endpoint_);
+    co_await flush_backend_bytes(header);  // empty, and nothing written, for other identities
 }
 
 asio::awaitable<smtp::reply*> client_session::backend_exchange(std::string line) {

@@ -1,16 +1,19 @@
 // Small free helpers shared by the translation units of client_session (client_session.cpp,
-// client_session_io.cpp, client_session_admission.cpp) and the server's backend probe
-// (server.cpp): the completion token for I/O with error codes, the conversion of a socket
-// address to the policy layer's client address (and to a PROXY header's), and the one
-// wall-clock read that policies get as `now`.
+// client_session_io.cpp, client_session_admission.cpp, client_session_handoff.cpp) and the
+// server's backend probe (server.cpp): the completion token for I/O with error codes, the
+// conversion of a socket address to the policy layer's client address (and to a PROXY
+// header's), the PROXY header backend.identity asks for, and the one wall-clock read that
+// policies get as `now`.
 //
-// Does not: hold state, do I/O, or make decisions; nothing outside src/net/ includes it.
+// Does not: hold state, do I/O, or make policy decisions; nothing outside src/net/ includes it.
 // Threading/time: pure conversions, except wall_now(), which reads the system clock; it is
 // called once per event by the session's I/O driver (STYLE.md rule 2), never by policy code.
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/address_v4.hpp>
+#include <boost/asio/ip/address_v6.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -18,6 +21,7 @@
 #include <chrono>
 #include <string>
 
+#include "smtpgate/config/config.hpp"
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/policy/address.hpp"
@@ -60,6 +64,32 @@ inline smtp::proxy_address proxy_address_of(const boost::asio::ip::tcp::endpoint
     p.port = ep.port();
     p.text = unmapped(ep.address()).to_string();
     return p;
+}
+
+/// Whether backend.identity is proxy-v1 or proxy-v2: a PROXY header goes first on the link.
+inline bool sends_proxy_header(config::identity_mode identity) {
+    return identity == config::identity_mode::proxy_v1
+           || identity == config::identity_mode::proxy_v2;
+}
+
+/// The PROXY header of `identity` (v1 text or v2 binary) for a connection from `source` to
+/// `destination`; empty when `identity` sends none (none, xclient).
+inline std::string proxy_header_for(config::identity_mode identity,
+                                    const boost::asio::ip::tcp::endpoint& source,
+                                    const boost::asio::ip::tcp::endpoint& destination) {
+    if (!sends_proxy_header(identity)) return {};
+    const auto from = proxy_address_of(source);
+    auto to = proxy_address_of(destination);
+    if (from.ipv6 != to.ipv6) {
+        // A v4 client through a v6 load balancer (or the reverse): the header needs one family;
+        // the client's counts, the destination is then only a placeholder.
+        to = proxy_address_of(boost::asio::ip::tcp::endpoint(
+            from.ipv6 ? boost::asio::ip::address(boost::asio::ip::address_v6::any())
+                      : boost::asio::ip::address(boost::asio::ip::address_v4::any()),
+            destination.port()));
+    }
+    return identity == config::identity_mode::proxy_v1 ? smtp::encode_proxy_v1(from, to)
+                                                       : smtp::encode_proxy_v2(from, to);
 }
 
 /// "192.0.2.1:25" or "[2001:db8::1]:25", IPv4-mapped addresses as IPv4.

@@ -25,7 +25,6 @@
 #include "smtpgate/ops/log.hpp"
 #include "smtpgate/ops/metrics.hpp"
 #include "smtpgate/smtp/line_reader.hpp"
-#include "smtpgate/smtp/proxy_header.hpp"
 #include "smtpgate/smtp/replies.hpp"
 #include "smtpgate/smtp/reply.hpp"
 
@@ -179,26 +178,32 @@ asio::awaitable<bool> server::ready() {
     co_return co_await probe_backend();
 }
 
-asio::awaitable<bool> server::probe_backend() {
-    // Under traffic the sessions' own connections answer and no probe is made.
+asio::awaitable<std::vector<tcp::endpoint>> server::backend_addresses(
+    config::endpoint address, std::chrono::steady_clock::time_point deadline) {
+    if (backend_endpoint_) co_return std::vector<tcp::endpoint>{*backend_endpoint_};
+    tcp::resolver resolver(io_);
+    asio::steady_timer timer(io_);
+    timer.expires_at(deadline);
+    auto r = co_await (resolver.async_resolve(address.host, std::to_string(address.port), use_tuple)
+                       || timer.async_wait(use_tuple));
     std::vector<tcp::endpoint> candidates;
-    if (backend_endpoint_) {
-        candidates.push_back(*backend_endpoint_);
-    } else {
-        tcp::resolver resolver(io_);
-        auto [ec, results] = co_await resolver.async_resolve(
-            settings_->backend.address.host, std::to_string(settings_->backend.address.port),
-            use_tuple);
-        if (!ec) {
-            for (const auto& r : results)
-                candidates.push_back(r.endpoint());
-        }
+    if (r.index() == 0 && !std::get<0>(std::get<0>(r))) {
+        for (const auto& entry : std::get<1>(std::get<0>(r)))
+            candidates.push_back(entry.endpoint());
     }
+    co_return candidates;
+}
+
+asio::awaitable<bool> server::probe_backend() {
+    // Under traffic the sessions' own connections answer and no probe is made. One deadline
+    // for the whole probe, the lookup of a host name included: /readyz answers within it.
+    const auto deadline = std::chrono::steady_clock::now() + probe_timeout;
+    auto candidates = co_await backend_addresses(settings_->backend.address, deadline);
     bool ok = false;
     if (!candidates.empty()) {
         tcp::socket socket(io_);
         asio::steady_timer timer(io_);
-        timer.expires_after(probe_timeout);
+        timer.expires_at(deadline);
         const auto r =
             co_await (probe_greeting(socket, std::move(candidates)) || timer.async_wait(use_tuple));
         ok = r.index() == 0 && std::get<0>(r);
@@ -217,18 +222,10 @@ asio::awaitable<bool> server::probe_greeting(tcp::socket& socket,
     auto [ec, peer] = co_await asio::async_connect(socket, candidates, use_tuple);
     if (ec) co_return false;
     const auto identity = settings_->backend.identity;
-    if (identity == config::identity_mode::proxy_v1
-        || identity == config::identity_mode::proxy_v2) {
+    if (sends_proxy_header(identity)) {
         const auto local = socket.local_endpoint(ec);
         if (ec) co_return false;
-        const auto source = proxy_address_of(local);
-        const auto destination = proxy_address_of(peer);
-        std::string header;
-        if (identity == config::identity_mode::proxy_v1) {
-            header = smtp::encode_proxy_v1(source, destination);
-        } else {
-            header = smtp::encode_proxy_v2(source, destination);
-        }
+        const std::string header = proxy_header_for(identity, local, peer);
         auto [wec, n] = co_await asio::async_write(socket, asio::buffer(header), use_tuple);
         if (wec) co_return false;
     }

@@ -9,8 +9,9 @@ PROXY header naming the client's address and port and the address it connected t
 import socket
 import struct
 import unittest
+import urllib.request
 
-from harness import EVERYTHING_EHLO, IntegrationCase, ScriptedBackend, SmtpClient
+from harness import EVERYTHING_EHLO, HANG_GUARD, IntegrationCase, ScriptedBackend, SmtpClient
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -46,6 +47,24 @@ class IdentityTest(IntegrationCase):
     def test_identity_none_sends_smtp_only(self):
         backend, gate, conn, host, port = self.session_through("none")
         self.assertEqual((conn.proxy_header, bytes(conn.raw)), (b"", b"EHLO client.test\r\n"))
+
+    def test_a_backend_named_by_host_name_is_resolved_by_the_probe_and_each_session(self):
+        # "localhost" is in /etc/hosts: resolved without DNS. Both the /readyz probe and a
+        # session look the name up, then introduce themselves as with an IP address.
+        backend = self.scripted_backend()
+        gate = self.proxy(f"localhost:{backend.port}", {"backend": {"identity": "proxy-v1"}})
+        with urllib.request.urlopen(f"{gate.admin_url}/readyz", timeout=HANG_GUARD) as r:
+            self.assertEqual(r.status, 200, "/readyz with the backend named by host name")
+        probe = backend.wait_connection(1)
+        self.assertRegex(probe.proxy_header,
+                         rb"^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ %d\r\n$" % backend.port)
+        client = self.connect(gate)
+        client.greet()
+        conn = backend.wait_connection(2)
+        host, port = client.sock.getsockname()[:2]
+        self.assertEqual(conn.proxy_header,
+                         f"PROXY TCP4 {host} 127.0.0.1 {port} {gate.port}\r\n".encode())
+        self.assertEqual(conn.lines, [b"EHLO client.test"], "SMTP follows the header")
 
 
 class XclientTest(IntegrationCase):

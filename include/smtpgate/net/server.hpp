@@ -72,6 +72,11 @@ class server {
     const std::string& hostname() const { return hostname_; }
     /// Resolved backend address when the configuration names an IP literal.
     const std::optional<tcp::endpoint>& backend_endpoint() const { return backend_endpoint_; }
+    /// Where to connect the backend: backend_endpoint() when the configuration names an IP
+    /// literal, else the addresses `address` resolves to by `deadline`; empty when the lookup
+    /// fails or the deadline passes first. Sessions and the readiness probe both use it.
+    asio::awaitable<std::vector<tcp::endpoint>> backend_addresses(
+        config::endpoint address, std::chrono::steady_clock::time_point deadline);
 
     /// The settings and policies new sessions start with.
     const std::shared_ptr<const config::settings>& settings() const { return settings_; }
