@@ -2,7 +2,6 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <algorithm>
 #include <utility>
@@ -16,7 +15,6 @@
 
 namespace smtpgate::net {
 
-using namespace boost::asio::experimental::awaitable_operators;
 using boost::system::error_code;
 namespace errc = boost::asio::error;
 
@@ -311,8 +309,7 @@ bool client_session::backend_spoke_out_of_turn(bool ask_socket) {
     const auto shown = std::min<std::size_t>(data.find_first_of("\r\n"), 200);  // log line bound
     std::string detail = "unasked: \"" + std::string(data.substr(0, shown));
     detail += '"';
-    if (settings_->backend.identity == config::identity_mode::proxy_v1
-        || settings_->backend.identity == config::identity_mode::proxy_v2) {
+    if (sends_proxy_header(settings_->backend.identity)) {
         detail +=
             "; does the backend expect the PROXY header (Postfix "
             "smtpd_upstream_proxy_protocol, Exim hosts_proxy)?";

@@ -70,9 +70,7 @@ class server {
 
     /// Host name for the proxy's own replies.
     const std::string& hostname() const { return hostname_; }
-    /// Resolved backend address when the configuration names an IP literal.
-    const std::optional<tcp::endpoint>& backend_endpoint() const { return backend_endpoint_; }
-    /// Where to connect the backend: backend_endpoint() when the configuration names an IP
+    /// Where to connect the backend: the address itself when the configuration names an IP
     /// literal, else the addresses `address` resolves to by `deadline`; empty when the lookup
     /// fails or the deadline passes first. Sessions and the readiness probe both use it.
     asio::awaitable<std::vector<tcp::endpoint>> backend_addresses(
