@@ -20,8 +20,8 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 
-policy::client_address ipv4(std::uint32_t n) {
-    policy::client_address a;
+inet::client_address ipv4(std::uint32_t n) {
+    inet::client_address a;
     a.bytes[0] = static_cast<std::uint8_t>(n >> 24);
     a.bytes[1] = static_cast<std::uint8_t>(n >> 16);
     a.bytes[2] = static_cast<std::uint8_t>(n >> 8);
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
         std::vector<config::rule> unique;
         std::unordered_set<std::string> seen;
         for (auto& r : loaded.rules) {
-            if (seen.insert(policy::network::parse(r.match)->to_string()).second) {
+            if (seen.insert(inet::network::parse(r.match)->to_string()).second) {
                 unique.push_back(std::move(r));
             }
         }

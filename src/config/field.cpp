@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "smtpgate/config/units.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::config {
 
@@ -179,7 +179,7 @@ std::string field::network_text() const {
     const auto& value = text(R"(an address, network or host name like "192.0.2.0/24")");
     // A host name or domain ("mx.example.org", "example.org") matches the client's verified
     // reverse name; it needs server.reverse_lookup (checked after the whole file is read).
-    if (!policy::network::parse(value) && !is_domain_name(value)) {
+    if (!inet::network::parse(value) && !is_domain_name(value)) {
         fail(R"(expected an IP address or network like "192.0.2.0/24" or "2001:db8::/32")"
              R"( with the host bits clear, or a host or domain name, got )"
              + quote_value(value));
@@ -197,7 +197,7 @@ std::vector<std::string> field::networks() const {
     for (std::size_t i = 0; i < array->size(); ++i) {
         const field element((*array)[i], key_ + "[" + std::to_string(i) + "]");
         const auto& value = element.text(R"(an address or network like "10.0.0.0/8")");
-        const auto parsed = policy::network::parse(value);
+        const auto parsed = inet::network::parse(value);
         if (!parsed) {
             element.fail(R"(expected an IP address or network like "10.0.0.0/8" with the host )"
                          R"(bits clear, got )"

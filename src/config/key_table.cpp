@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "smtpgate/config/units.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::config {
 
@@ -390,8 +390,8 @@ void read_rules(std::string_view source, const toml::node& node, settings& out,
         }
         // One rule per network, found in a hash set: tens of thousands of rules load in
         // linear time.
-        const auto net = policy::network::parse(r.match);
-        const std::string canonical = net ? net->to_string() : policy::lower_ascii(r.match);
+        const auto net = inet::network::parse(r.match);
+        const std::string canonical = net ? net->to_string() : inet::lower_ascii(r.match);
         const auto [twin, fresh] = seen.emplace(canonical, r.origin);
         if (!fresh) {
             problems.push_back(at(

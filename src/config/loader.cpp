@@ -12,7 +12,7 @@
 
 #include "field.hpp"
 #include "key_table.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::config {
 
@@ -197,7 +197,7 @@ settings load_string(std::string_view toml_text, std::string_view source_name) {
     // A rule that matches by name needs reverse lookups, or it would never match.
     if (!out.server.reverse_lookup) {
         for (const auto& r : out.rules) {
-            if (!policy::network::parse(r.match)) {
+            if (!inet::network::parse(r.match)) {
                 const auto colon = r.origin.rfind(':');
                 const std::size_t line =
                     colon == std::string::npos ? 0 : std::stoul(r.origin.substr(colon + 1));

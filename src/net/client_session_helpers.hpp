@@ -24,7 +24,7 @@
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/config/units.hpp"
 #include "smtpgate/ops/log.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 #include "smtpgate/policy/rate.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
 
@@ -41,8 +41,8 @@ inline boost::asio::ip::address unmapped(boost::asio::ip::address addr) {
     return addr;
 }
 
-inline policy::client_address client_address_of(const boost::asio::ip::address& address) {
-    policy::client_address a;
+inline inet::client_address client_address_of(const boost::asio::ip::address& address) {
+    inet::client_address a;
     const auto addr = unmapped(address);
     a.ipv6 = addr.is_v6();
     if (a.ipv6) {

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <memory>
 
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::net {
 
@@ -74,7 +74,7 @@ std::string reverse_resolver::confirmed_name(const asio::ip::address& address) {
     }
     freeaddrinfo(found);
     if (!confirmed) return {};
-    return policy::lower_ascii(host);
+    return inet::lower_ascii(host);
 }
 
 asio::awaitable<std::string> reverse_resolver::lookup(asio::ip::address address,

@@ -102,7 +102,7 @@ void server::apply(std::shared_ptr<const config::settings> fresh) {
     policies_ = std::make_shared<policy_set>(*settings_);
     trusted_proxies_.clear();
     for (const auto& text : settings_->server.trusted_proxies) {
-        if (auto n = policy::network::parse(text)) trusted_proxies_.push_back(*n);
+        if (auto n = inet::network::parse(text)) trusted_proxies_.push_back(*n);
     }
     hostname_ =
         settings_->server.hostname.empty() ? asio::ip::host_name() : settings_->server.hostname;
@@ -267,9 +267,9 @@ std::shared_ptr<asio::ssl::context> server::tls_context() {
     return tls_ ? tls_->current(std::chrono::steady_clock::now()) : nullptr;
 }
 
-bool server::trusted_proxy(const policy::client_address& peer) const {
+bool server::trusted_proxy(const inet::client_address& peer) const {
     return std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
-                       [&](const policy::network& n) { return n.contains(peer); });
+                       [&](const inet::network& n) { return n.contains(peer); });
 }
 
 server::~server() {

@@ -6,7 +6,7 @@
 
 namespace smtpgate::policy {
 
-std::string rule_table::key_of(const client_address& masked, int prefix) {
+std::string rule_table::key_of(const inet::client_address& masked, int prefix) {
     std::string key;
     key.push_back(masked.ipv6 ? '6' : '4');
     key.push_back(static_cast<char>(prefix));
@@ -19,9 +19,9 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
     index_.reserve(rules_.size());
     for (std::size_t i = 0; i < rules_.size(); ++i) {
         const auto& r = rules_[i];
-        const auto net = network::parse(r.match);
+        const auto net = inet::network::parse(r.match);
         if (!net) {
-            const std::string name = lower_ascii(r.match);
+            const std::string name = inet::lower_ascii(r.match);
             if (name.empty() || name.find_first_of(" /:@") != std::string::npos) {
                 throw std::invalid_argument(r.origin + ": not a network or host name: " + r.match);
             }
@@ -47,7 +47,8 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
     std::sort(v6_prefixes_.begin(), v6_prefixes_.end(), std::greater<>());
 }
 
-const config::rule* rule_table::find(const client_address& a, std::string_view hostname) const {
+const config::rule* rule_table::find(const inet::client_address& a,
+                                     std::string_view hostname) const {
     const auto& prefixes = a.ipv6 ? v6_prefixes_ : v4_prefixes_;
     const int full = a.width();
     if (!prefixes.empty() && prefixes.front() == full) {
@@ -55,7 +56,7 @@ const config::rule* rule_table::find(const client_address& a, std::string_view h
             return &rules_[it->second];
     }
     if (!names_.empty() && !hostname.empty()) {
-        const std::string name = lower_ascii(hostname);
+        const std::string name = inet::lower_ascii(hostname);
         // The host, then each parent domain: "mx1.example.org", "example.org", "org".
         for (std::string_view n = name;;) {
             if (const auto it = names_.find(std::string(n)); it != names_.end())

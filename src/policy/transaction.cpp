@@ -1,12 +1,12 @@
 #include "smtpgate/policy/transaction.hpp"
 
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::policy {
 
 exception_table::exception_table(const std::vector<config::interval_exception>& entries) {
     for (const auto& e : entries) {
-        const std::string m = lower_ascii(e.match);
+        const std::string m = inet::lower_ascii(e.match);
         if (m.starts_with('@')) {
             domains_[m.substr(1)] = e.interval;
         } else if (m.find('@') != std::string::npos) {
@@ -19,7 +19,7 @@ exception_table::exception_table(const std::vector<config::interval_exception>& 
 
 std::optional<duration> exception_table::for_domain(std::string_view domain) const {
     // The name itself, then each parent: "a.b.example.org", "b.example.org", "example.org"...
-    std::string d = lower_ascii(domain);
+    std::string d = inet::lower_ascii(domain);
     for (;;) {
         if (const auto it = names_.find(d); it != names_.end()) return it->second;
         const auto dot = d.find('.');
@@ -34,7 +34,7 @@ std::optional<duration> exception_table::for_helo(std::string_view name) const {
 }
 
 std::optional<duration> exception_table::for_sender(std::string_view address) const {
-    const std::string a = lower_ascii(address);
+    const std::string a = inet::lower_ascii(address);
     if (const auto it = addresses_.find(a); it != addresses_.end()) return it->second;
     const auto at = a.rfind('@');
     if (at == std::string::npos) return std::nullopt;

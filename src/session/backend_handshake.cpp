@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <utility>
 
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 #include "smtpgate/smtp/xtext.hpp"
 
 namespace smtpgate::session {
@@ -21,7 +21,7 @@ std::string reply_text(const smtp::reply& r) {
 const std::string* ehlo_line(const smtp::reply& ehlo, std::string_view keyword) {
     for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
         const std::string& line = ehlo.lines[i];
-        if (policy::lower_ascii(line.substr(0, line.find(' '))) == keyword) return &line;
+        if (inet::lower_ascii(line.substr(0, line.find(' '))) == keyword) return &line;
     }
     return nullptr;
 }
@@ -35,7 +35,7 @@ std::vector<std::string> xclient_offer(const smtp::reply& ehlo) {
         const auto start = line->find_first_not_of(' ', pos);
         if (start == std::string::npos) break;
         const auto end = std::min(line->find(' ', start), line->size());
-        names.push_back(policy::lower_ascii(line->substr(start, end - start)));
+        names.push_back(inet::lower_ascii(line->substr(start, end - start)));
         pos = end;
     }
     if (names.empty()) names.emplace_back();  // "XCLIENT" alone: offered, no attributes

@@ -10,12 +10,12 @@ client_identity::client_identity(const config::settings& settings)
     : prefixes_{settings.limits.client_key_ipv4_prefix, settings.limits.client_key_ipv6_prefix},
       rules_(settings.rules) {}
 
-policy::admission_result client_identity::identify(const policy::client_address& client,
+policy::admission_result client_identity::identify(const inet::client_address& client,
                                                    std::string_view hostname) const {
     policy::admission_result r;
     r.address = client;
-    r.key = policy::client_key(client, prefixes_);
-    r.key_text = policy::client_key_text(client, prefixes_);
+    r.key = inet::client_key(client, prefixes_);
+    r.key_text = inet::client_key_text(client, prefixes_);
     r.hostname = hostname;
     r.rule = rules_.find(client, hostname);
     return r;
@@ -79,7 +79,7 @@ admission::admission(const config::settings& settings, state::store& store)
       store_(store),
       steps_(checks_, store) {}
 
-policy::admission_result admission::admit(const policy::client_address& client,
+policy::admission_result admission::admit(const inet::client_address& client,
                                           policy::time_point now, std::string_view hostname) {
     policy::admission_result r = identity_.identify(client, hostname);
     require_done(steps_.start(policy::phase::connect, {r}, now, nullptr));

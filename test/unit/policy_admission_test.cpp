@@ -52,7 +52,7 @@ struct harness {
 
     admission_result admit(std::string_view client, time_point now) {
         // value(): a typo in a test address throws rather than counting an assertion.
-        return admission.admit(policy::client_address::parse(client).value(), now);
+        return admission.admit(inet::client_address::parse(client).value(), now);
     }
     /// A connection that is admitted or refused and closed at once.
     admission_result connect_and_close(std::string_view client, time_point now) {

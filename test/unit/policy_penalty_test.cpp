@@ -12,8 +12,8 @@ namespace {
 
 const policy::time_point t0{std::chrono::hours(24 * 365 * 50)};
 
-policy::client_address addr(const char* text) {
-    return *policy::client_address::parse(text);
+inet::client_address addr(const char* text) {
+    return *inet::client_address::parse(text);
 }
 
 config::settings boxed(config::check_mode m = config::check_mode::enforce) {

@@ -123,7 +123,7 @@ run_record run(const config::settings& s) {
     std::map<std::string, policy::admission_result> clients;
     for (const auto& e : scenario()) {
         auto [it, fresh] = clients.try_emplace(e.client);
-        if (fresh) it->second = identity.identify(*policy::client_address::parse(e.client));
+        if (fresh) it->second = identity.identify(*inet::client_address::parse(e.client));
         const policy::check_input in{it->second, e.subject};
         REQUIRE(screening.start(e.at, in, t0 + std::chrono::seconds(e.seconds), nullptr));
         const auto& r = screening.result();

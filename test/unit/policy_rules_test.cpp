@@ -12,7 +12,7 @@
 #include <vector>
 
 using namespace smtpgate;
-using policy::client_address;
+using inet::client_address;
 using policy::rule_table;
 
 namespace {

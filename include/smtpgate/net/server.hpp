@@ -31,6 +31,7 @@
 
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/net/accept_errors.hpp"
+#include "smtpgate/inet/address.hpp"
 #include "smtpgate/net/reverse_resolver.hpp"
 #include "smtpgate/net/tls_context.hpp"
 #include "smtpgate/policy/check.hpp"
@@ -101,7 +102,7 @@ class server {
     /// The client context for STARTTLS to the backend; null when backend.tls is off.
     const std::shared_ptr<asio::ssl::context>& backend_tls_context() const { return backend_tls_; }
     /// Whether a connection from `peer` must begin with a PROXY header (server.trusted_proxies).
-    bool trusted_proxy(const policy::client_address& peer) const;
+    bool trusted_proxy(const inet::client_address& peer) const;
     /// accept() failures of every listener, the admin endpoint's too: one accept_error line a
     /// second between them, as they usually share one cause (the descriptor table is full).
     accept_errors& accept_failures() { return accept_errors_; }
@@ -143,7 +144,7 @@ class server {
     std::unique_ptr<reverse_resolver> resolver_;
     std::unique_ptr<tls_context_source> tls_;
     std::shared_ptr<asio::ssl::context> backend_tls_;
-    std::vector<policy::network> trusted_proxies_;
+    std::vector<inet::network> trusted_proxies_;
     policy::time_point accept_tat_{};  // GCRA state of server.accept_rate
     std::uint64_t session_counter_ = 0;
     std::uint32_t id_prefix_ = 0;

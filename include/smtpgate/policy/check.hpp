@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 #include "smtpgate/policy/plan.hpp"
 #include "smtpgate/policy/store_keys.hpp"
 #include "smtpgate/policy/verdict.hpp"
@@ -44,7 +44,7 @@ std::string_view phase_name(phase p);
 
 /// The client as every check sees it.
 struct client_info {
-    client_address address;
+    inet::client_address address;
     /// The counting key of the client network (compact bytes).
     std::string key;
     /// The client network, readable ("192.0.2.1", "2001:db8:1:2::/64"), for logs.

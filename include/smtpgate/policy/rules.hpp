@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 namespace smtpgate::policy {
 
@@ -35,13 +35,13 @@ class rule_table {
     explicit rule_table(std::vector<config::rule> rules);
 
     /// The most specific rule for `a` and its verified host name (empty when unknown), or null.
-    const config::rule* find(const client_address& a, std::string_view hostname = {}) const;
+    const config::rule* find(const inet::client_address& a, std::string_view hostname = {}) const;
     /// Some rule matches by name: reverse lookups are needed.
     bool has_name_rules() const { return !names_.empty(); }
     std::size_t size() const { return rules_.size(); }
 
   private:
-    static std::string key_of(const client_address& masked, int prefix);
+    static std::string key_of(const inet::client_address& masked, int prefix);
 
     std::vector<config::rule> rules_;
     std::unordered_map<std::string, std::size_t> index_;

@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "smtpgate/config/config.hpp"
+#include "smtpgate/inet/address.hpp"
 #include "smtpgate/policy/admission.hpp"
 #include "smtpgate/policy/check.hpp"
 #include "smtpgate/policy/rules.hpp"
@@ -27,12 +28,12 @@ namespace smtpgate::session {
 class client_identity {
   public:
     explicit client_identity(const config::settings& settings);
-    policy::admission_result identify(const policy::client_address& client,
+    policy::admission_result identify(const inet::client_address& client,
                                       std::string_view hostname = {}) const;
     const policy::rule_table& rules() const { return rules_; }
 
   private:
-    policy::key_prefixes prefixes_;
+    inet::key_prefixes prefixes_;
     policy::rule_table rules_;
 };
 
@@ -76,7 +77,7 @@ class admission {
 
     /// The verdict for a new connection. Whatever it says, call release() when the connection
     /// closes: a refused client holds its slot until it is gone.
-    policy::admission_result admit(const policy::client_address& client, policy::time_point now,
+    policy::admission_result admit(const inet::client_address& client, policy::time_point now,
                                    std::string_view hostname = {});
     /// Counts an unknown recipient against the client network; over the block level the
     /// network goes into the penalty box (enforce mode).

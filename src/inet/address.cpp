@@ -1,11 +1,11 @@
-#include "smtpgate/policy/address.hpp"
+#include "smtpgate/inet/address.hpp"
 
 #include <arpa/inet.h>
 
 #include <charconv>
 #include <string>
 
-namespace smtpgate::policy {
+namespace smtpgate::inet {
 
 std::optional<client_address> client_address::parse(std::string_view text) {
     // inet_pton stops at a NUL: "192.0.2.1\0junk" must not pass as 192.0.2.1.
@@ -101,4 +101,4 @@ std::string client_key_text(const client_address& a, const key_prefixes& prefixe
     return network{a.masked(prefix), prefix}.to_string();
 }
 
-}  // namespace smtpgate::policy
+}  // namespace smtpgate::inet

@@ -1,5 +1,6 @@
-// Client addresses, networks and the per-network counting keys.
-#include "smtpgate/policy/address.hpp"
+// Client addresses, networks and the per-network counting keys (inet/address). The cases keep
+// the names they had as policy/address, so test filters and earlier results still match.
+#include "smtpgate/inet/address.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-using namespace smtpgate::policy;
+using namespace smtpgate::inet;
 
 namespace {
 

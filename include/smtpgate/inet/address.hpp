@@ -1,10 +1,13 @@
-// Client addresses and the keys limits count them by.
+// Client addresses, networks, and the keys limits count them by.
 //
 // Limits count per client network, not per address: the key is the address masked to a
 // configurable prefix (default /32 for IPv4, /64 for IPv6), so rotating through a /64 does not
 // buy a fresh budget. IPv4-mapped IPv6 addresses are treated as IPv4.
 //
-// Pure; text conversion with inet_pton/inet_ntop only.
+// The lowest layer: plain values that config/ (rule validation), policy/ (rule matching,
+// counting keys), session/ and net/ all share. It includes nothing from the project and
+// decides nothing: which networks are allowed or how many connections one may open is policy/.
+// Pure; text conversion with inet_pton/inet_ntop only, no sockets, no name resolution.
 #pragma once
 
 #include <array>
@@ -13,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-namespace smtpgate::policy {
+namespace smtpgate::inet {
 
 struct client_address {
     bool ipv6 = false;
@@ -60,4 +63,4 @@ std::string client_key_text(const client_address& a, const key_prefixes& prefixe
 /// case-insensitively (RFC 5321 2.4); other bytes are left alone.
 std::string lower_ascii(std::string_view text);
 
-}  // namespace smtpgate::policy
+}  // namespace smtpgate::inet
