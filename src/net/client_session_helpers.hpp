@@ -23,8 +23,8 @@
 
 #include "smtpgate/config/config.hpp"
 #include "smtpgate/config/units.hpp"
-#include "smtpgate/ops/log.hpp"
 #include "smtpgate/inet/address.hpp"
+#include "smtpgate/ops/log.hpp"
 #include "smtpgate/policy/rate.hpp"
 #include "smtpgate/smtp/proxy_header.hpp"
 

@@ -30,8 +30,8 @@
 #include <vector>
 
 #include "smtpgate/config/config.hpp"
-#include "smtpgate/net/accept_errors.hpp"
 #include "smtpgate/inet/address.hpp"
+#include "smtpgate/net/accept_errors.hpp"
 #include "smtpgate/net/reverse_resolver.hpp"
 #include "smtpgate/net/tls_context.hpp"
 #include "smtpgate/policy/check.hpp"
