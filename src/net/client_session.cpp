@@ -70,9 +70,8 @@ void client_session::plan_applied() {
     step_timer_.cancel();
 }
 
-asio::awaitable<const policy::step_result*> client_session::screen(policy::phase p,
-                                                                   const policy::check_input& in) {
-    if (screening_.start(p, in, wall_now(), this)) co_return &screening_.result();
+asio::awaitable<const policy::step_result*> client_session::await_step(
+    const policy::check_input& in) {
     step_timer_.expires_at(steady_clock::time_point::max());
     co_await step_timer_.async_wait(use_tuple);
     if (screening_.pending()) {
@@ -385,7 +384,7 @@ asio::awaitable<void> client_session::relay_loop() {
             co_await read_backend_replies();
             // Decisions on the replies just read (bad recipients) take effect before anything
             // more goes to the client.
-            co_await count_bad_recipients();
+            if (engine_.found_bad_recipients()) co_await count_bad_recipients();
             log_events();
             awaiting_final_reply_ = false;
             co_return;
@@ -408,15 +407,13 @@ asio::awaitable<void> client_session::relay_loop() {
 }
 
 asio::awaitable<void> client_session::await_check() {
-    step_timer_.expires_at(steady_clock::time_point::max());
-    co_await step_timer_.async_wait(use_tuple);
-    if (screening_.pending()) {
-        // stop() cut the wait short: the store's answer no longer matters.
-        screening_.cancel();
+    const policy::check_input in{admission_, check_subject_};
+    const auto* r = co_await await_step(in);
+    if (r == nullptr) {
         engine_.on_shutdown();
         co_return;
     }
-    engine_.on_check_done(screening_.finish({admission_, check_subject_}));
+    engine_.on_check_done(*r);
 }
 
 asio::awaitable<void> client_session::read_client_commands() {
@@ -556,7 +553,10 @@ asio::awaitable<void> client_session::count_bad_recipients() {
         engine_.events().begin(), engine_.events().end(),
         [](const session::event& e) { return e.kind == session::event_kind::bad_recipient; });
     for (std::ptrdiff_t i = 0; i < bad && !engine_.closing(); ++i) {
-        const auto* r = co_await screen(policy::phase::rcpt_reply, {admission_});
+        const policy::check_input in{admission_};
+        const auto* r = screening_.start(policy::phase::rcpt_reply, in, wall_now(), this)
+                            ? &screening_.result()
+                            : co_await await_step(in);
         if (r == nullptr) {
             engine_.on_shutdown();
             co_return;

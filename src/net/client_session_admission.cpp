@@ -29,7 +29,11 @@ void client_session::log_verdict(const policy::verdict& v) {
 
 asio::awaitable<void> client_session::admit(const tcp::endpoint& remote) {
     admission_ = policies_->identity.identify(client_address_of(remote.address()), client_name_);
-    const auto* r = co_await screen(policy::phase::connect, {admission_});
+    // The memory store answers inside start(): no coroutine frame for the common case.
+    const policy::check_input in{admission_};
+    const auto* r = screening_.start(policy::phase::connect, in, wall_now(), this)
+                        ? &screening_.result()
+                        : co_await await_step(in);
     if (r == nullptr) {
         engine_.on_shutdown();
         co_return;
@@ -81,7 +85,10 @@ asio::awaitable<void> client_session::greet_pause() {
         bytes_in_ += r.bytes;
     }
     if (!proxy_header_checked_ && refused_untrusted_proxy_header()) co_return;
-    const auto* checked = co_await screen(policy::phase::pregreet, {admission_});
+    const policy::check_input in{admission_};
+    const auto* checked = screening_.start(policy::phase::pregreet, in, wall_now(), this)
+                              ? &screening_.result()
+                              : co_await await_step(in);
     if (checked == nullptr) {
         engine_.on_shutdown();
         co_return;

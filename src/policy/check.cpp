@@ -45,6 +45,8 @@ registry::registry(const config::settings& settings) {
     };
     for (auto& c : all) {
         const auto m = settings.modes.*c->mode();
+        const auto p = static_cast<std::size_t>(c->when());
+        if (m != config::check_mode::off) by_phase_[p].push_back(entries_.size());
         entries_.push_back({std::move(c), m});
     }
 }
@@ -55,12 +57,14 @@ void registry::begin(step& s, phase p, const check_input& in) const {
     s.at = p;
     s.plan.clear();
     s.parts.clear();
-    for (const auto& e : entries_) {
-        if (e.c->when() != p || e.mode == config::check_mode::off) continue;
+    for (const std::size_t index : by_phase_[static_cast<std::size_t>(p)]) {
+        const auto& e = entries_[index];
         if (in.client.allowed() && !e.c->applies_to_allowed()) continue;
         const std::size_t first = s.plan.size();
         e.c->plan(in, s.plan);
         const std::size_t count = s.plan.size() - first;
+        // A check that keeps state but needs none of it now (a limit of 0) has nothing to say.
+        if (count == 0 && !e.c->state().empty()) continue;
         s.parts.push_back({e.c.get(), e.mode, first, count});
         for (std::size_t i = first; i < first + count; ++i) {
             s.plan[i].enforce = e.mode == config::check_mode::enforce;

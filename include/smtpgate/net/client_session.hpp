@@ -82,10 +82,9 @@ class client_session : public std::enable_shared_from_this<client_session>,
 
     // state::completion: a plan the store could not apply at once is done.
     void plan_applied() override;
-    /// Runs the screening step of `p` for `in`, waiting for the store if it does not complete
-    /// at once.
-    asio::awaitable<const policy::step_result*> screen(policy::phase p,
-                                                       const policy::check_input& in);
+    /// Waits for the store to apply the pending screening step for `in`, then decides it; null
+    /// when stop() cut the wait short.
+    asio::awaitable<const policy::step_result*> await_step(const policy::check_input& in);
 
     struct io_result {
         boost::system::error_code ec;

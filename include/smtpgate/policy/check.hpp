@@ -16,6 +16,7 @@
 // caller has, then decided (finish).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -40,6 +41,7 @@ enum class phase : std::uint8_t {
     rcpt,        ///< RCPT TO, before it is forwarded
     rcpt_reply,  ///< the backend refused a recipient as unknown
 };
+inline constexpr std::size_t phase_count = 6;
 std::string_view phase_name(phase p);
 
 /// The client as every check sees it.
@@ -86,8 +88,9 @@ class check {
     virtual bool applies_to_allowed() const { return false; }
     /// A refusal in enforce mode ends the step.
     virtual bool gate() const { return false; }
-    /// Adds the operations this check needs for `in` to `p`; none when it decides from `in`
-    /// alone or has nothing to do (a limit of 0).
+    /// Adds the operations this check needs for `in` to `p`. A pure check (no state()) plans
+    /// none and decides from `in` alone; a check with state that plans none has nothing to do
+    /// this time (a limit of 0) and is not asked to decide.
     virtual void plan(const check_input& in, plan& p) const = 0;
     /// Its verdict from `in` and the outcomes of what it planned. A skipped operation
     /// (outcome::applied false) decides nothing.
@@ -142,6 +145,8 @@ class registry {
 
   private:
     std::vector<entry> entries_;
+    /// For each phase, the entries that are not off, in order.
+    std::array<std::vector<std::size_t>, phase_count> by_phase_;
 };
 
 /// A refusal by a connection limit: 421 with `reply` and close, or (limits.on_exceed =

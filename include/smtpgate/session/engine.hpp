@@ -220,6 +220,12 @@ class engine {
 
     /// Decisions since the last call, oldest first.
     std::vector<event>& events() { return events_; }
+    /// Among them, unknown recipients the driver must count against the client network.
+    bool found_bad_recipients() const {
+        for (const auto& e : events_)
+            if (e.kind == event_kind::bad_recipient) return true;
+        return false;
+    }
 
     std::uint64_t commands() const { return commands_; }
     std::uint64_t messages() const { return messages_; }
