@@ -30,7 +30,7 @@ bool memory_store::apply(const policy::plan& p, std::vector<policy::outcome>& ou
                 o.observed = d.observed;
                 if (!d.allowed) break;
                 if (op.commit_on_pass) {
-                    deferred_.push_back({i, tat, d.idle_at});
+                    deferred_.push_back({i, &c, erased_, tat, d.idle_at});
                 } else {
                     c.stamp = tat;
                     c.idle_at = std::max(c.idle_at, d.idle_at);
@@ -81,7 +81,8 @@ bool memory_store::apply(const policy::plan& p, std::vector<policy::outcome>& ou
     }
     if (!refused) {
         for (const auto& d : deferred_) {
-            cell& c = at(p[d.op].key, now);
+            // The cell itself, unless the table dropped a cell since (then it may be gone).
+            cell& c = d.erased == erased_ ? *d.where : at(p[d.op].key, now);
             c.stamp = d.tat;
             c.idle_at = std::max(c.idle_at, d.idle_at);
         }
@@ -97,6 +98,7 @@ void memory_store::drop_expired(time_point now, int budget) {
     while (budget-- > 0 && !lru_.empty() && lru_.back().value.idle_at <= now) {
         index_.erase(lru_.back().key);
         lru_.pop_back();
+        ++erased_;
     }
 }
 
@@ -111,6 +113,7 @@ cell& memory_store::at(std::string_view key, time_point now) {
         if (lru_.back().value.idle_at > now) ++evictions_;
         index_.erase(lru_.back().key);
         lru_.pop_back();
+        ++erased_;
     }
     lru_.push_front(entry{std::string(key), cell{}});
     index_.emplace(lru_.front().key, lru_.begin());

@@ -84,6 +84,8 @@ class memory_store final : public store {
     using list = std::list<entry>;
     struct deferred_commit {
         std::size_t op;
+        cell* where;           ///< valid while erased_ still equals `erased`
+        std::uint64_t erased;  ///< erased_ when `where` was taken
         time_point tat;
         time_point idle_at;
     };
@@ -94,6 +96,8 @@ class memory_store final : public store {
     list lru_;  // front: most recently used
     std::unordered_map<std::string_view, list::iterator> index_;
     std::uint64_t evictions_ = 0;
+    std::uint64_t erased_ = 0;  // cells ever dropped: a cell pointer taken before is still valid
+                                // when this has not moved
     concurrency_table slots_;
     std::vector<deferred_commit> deferred_;  // reused by apply()
 };
