@@ -47,7 +47,10 @@ registry::registry(const config::settings& settings) {
         const auto m = settings.modes.*c->mode();
         const auto p = static_cast<std::size_t>(c->when());
         if (m != config::check_mode::off) by_phase_[p].push_back(entries_.size());
-        entries_.push_back({std::move(c), m});
+        const bool gate = c->gate();
+        const bool to_allowed = c->applies_to_allowed();
+        const bool stateful = !c->state().empty();
+        entries_.push_back({std::move(c), m, gate, to_allowed, stateful});
     }
 }
 
@@ -59,20 +62,20 @@ void registry::begin(step& s, phase p, const check_input& in) const {
     s.parts.clear();
     for (const std::size_t index : by_phase_[static_cast<std::size_t>(p)]) {
         const auto& e = entries_[index];
-        if (in.client.allowed() && !e.c->applies_to_allowed()) continue;
+        if (in.client.allowed() && !e.applies_to_allowed) continue;
         const std::size_t first = s.plan.size();
         e.c->plan(in, s.plan);
         const std::size_t count = s.plan.size() - first;
         // A check that keeps state but needs none of it now (a limit of 0) has nothing to say.
-        if (count == 0 && !e.c->state().empty()) continue;
+        if (count == 0 && e.stateful) continue;
         s.parts.push_back({e.c.get(), e.mode, first, count});
         for (std::size_t i = first; i < first + count; ++i) {
             s.plan[i].enforce = e.mode == config::check_mode::enforce;
-            if (e.c->gate()) s.plan[i].gate = true;
+            if (e.gate) s.plan[i].gate = true;
         }
         // A gate that decides from the input alone (an access deny) ends the step here: no
         // later check plans anything, so nothing counts the client.
-        if (count == 0 && e.c->gate() && e.mode == config::check_mode::enforce
+        if (count == 0 && e.gate && e.mode == config::check_mode::enforce
             && !e.c->decide(in, {}).passed()) {
             break;
         }
@@ -117,11 +120,17 @@ void make_lower_key(std::string& out, store_key kind, std::string_view subject) 
 operation& plan::add(op_kind kind) {
     if (used_ == ops_.size()) ops_.emplace_back();
     operation& op = ops_[used_++];
-    std::string key = std::move(op.key);
-    op = operation{};
-    op.key = std::move(key);
-    op.key.clear();
+    // Field by field: the key keeps its buffer.
     op.kind = kind;
+    op.key.clear();
+    op.rate = {};
+    op.interval = duration{0};
+    op.limit = 0;
+    op.if_refused = -1;
+    op.enforce = true;
+    op.gate = false;
+    op.commit_on_pass = false;
+    op.tag = 0;
     return op;
 }
 

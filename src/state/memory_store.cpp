@@ -131,10 +131,9 @@ void memory_store::for_each(const std::function<void(std::string_view key, const
 }
 
 std::uint32_t concurrency_table::acquire(std::string_view key) {
-    const auto it = counts_.find(key);
-    if (it != counts_.end()) return ++it->second;
-    counts_.emplace(std::string(key), 1);
-    return 1;
+    // One hash probe, found or new. Slot keys are short (a prefix byte and at most 16 address
+    // bytes), so the temporary key stays in the string's own buffer.
+    return ++counts_[std::string(key)];
 }
 
 void concurrency_table::release(std::string_view key) {

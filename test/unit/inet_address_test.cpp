@@ -2,6 +2,8 @@
 // the names they had as policy/address, so test filters and earlier results still match.
 #include "smtpgate/inet/address.hpp"
 
+#include <arpa/inet.h>
+
 #include <catch2/catch.hpp>
 
 #include <optional>
@@ -408,5 +410,20 @@ TEST_CASE("policy/address - key text is the address, or the network when grouped
         const auto got = client_key_text(addr(c.address), c.prefixes);
         INFO("got " << got << ", want " << c.want);
         CHECK(got == c.want);
+    }
+}
+
+TEST_CASE("inet address - IPv4 text is the dotted quad for every byte value", "[address]") {
+    // Written out by hand for speed: every octet value in every position, against inet_ntop's.
+    for (unsigned v = 0; v < 256; ++v) {
+        for (int pos = 0; pos < 4; ++pos) {
+            client_address a;
+            a.bytes[static_cast<std::size_t>(pos)] = static_cast<std::uint8_t>(v);
+            a.bytes[static_cast<std::size_t>((pos + 1) % 4)] = static_cast<std::uint8_t>(255 - v);
+            char want[INET_ADDRSTRLEN] = {};
+            REQUIRE(inet_ntop(AF_INET, a.bytes.data(), want, sizeof want) != nullptr);
+            CAPTURE(v, pos);
+            REQUIRE(a.to_string() == want);
+        }
     }
 }

@@ -140,6 +140,10 @@ class registry {
     struct entry {
         std::unique_ptr<check> c;
         config::check_mode mode;
+        // The check's constant answers, asked once here rather than per step.
+        bool gate = false;
+        bool applies_to_allowed = false;
+        bool stateful = false;
     };
     const std::vector<entry>& entries() const { return entries_; }
 

@@ -34,6 +34,7 @@ namespace smtpgate::policy {
 
 enum class op_kind : std::uint8_t { rate, interval, read_until, set_until, acquire };
 
+/// plan::add() resets every field to the defaults below: a new field is reset there too.
 struct operation {
     op_kind kind = op_kind::rate;
     std::string key;          ///< from policy/store_keys.hpp: which check, which subject
