@@ -53,7 +53,8 @@ client_session::client_session(server& owner, tcp::socket client,
       scanner_(settings_->smtp.bare_newline == config::bare_newline_mode::normalize),
       engine_(session::engine_settings_from(*settings_, owner.hostname())),
       screening_(policies_->checks, owner.store()),
-      step_timer_(client_.get_executor()) {
+      step_timer_(client_.get_executor()),
+      name_timer_(client_.get_executor()) {
     screening_.set_owner(id_);
     registry_entry_ = owner_.attach(this);
     engine_.set_transaction_policy(this);
@@ -101,6 +102,7 @@ void client_session::stop() {
     backend_.cancel(ignored);
     delay_timer_.cancel();
     step_timer_.cancel();
+    name_timer_.cancel();
 }
 
 // ---- The session --------------------------------------------------------------------------
@@ -144,15 +146,9 @@ asio::awaitable<void> client_session::run() {
         end_reason_ = "proxy_header";
     }
 
-    if (!ec && owner_.resolver() != nullptr) {
-        // Before admission: rules may match the client's host name or domain.
-        client_name_ = co_await owner_.resolver()->lookup(unmapped(client_endpoint_.address()),
-                                                          settings_->server.reverse_lookup_timeout);
-        ops::log(ops::level::debug, "client_name")
-            .kv("session", id_)
-            .kv("client", client_text_)
-            .kv("name", client_name_.empty() ? std::string("unknown") : client_name_);
-    }
+    // The screening starts: the name is looked up while the client is admitted and pauses.
+    screening_started_ = steady_clock::now();
+    if (!ec) start_name_lookup();
     if (!ec) co_await admit(client_endpoint_);
     if (proceeding() && !engine_.answering_locally()) co_await greet_pause();
     // Only a client that passed admission and the greet pause costs a backend connection.

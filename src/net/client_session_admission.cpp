@@ -27,8 +27,47 @@ void client_session::log_verdict(const policy::verdict& v) {
     if (admission_.rule != nullptr) line.kv("rule", admission_.rule->origin);
 }
 
+void client_session::start_name_lookup() {
+    auto* resolver = owner_.resolver();
+    if (resolver == nullptr) return;
+    name_pending_ = true;
+    // The lookup may outlive the session (a closed client); its answer is then dropped.
+    std::weak_ptr<client_session> self = shared_from_this();
+    resolver->reverse_name(unmapped(client_endpoint_.address()),
+                           screening_started_ + settings_->server.reverse_lookup_timeout,
+                           [self](std::string name) {
+                               if (auto s = self.lock()) s->on_client_name(std::move(name));
+                           });
+}
+
+void client_session::on_client_name(std::string name) {
+    name_pending_ = false;
+    client_name_ = std::move(name);
+    name_timer_.cancel();
+    ops::log(ops::level::debug, "client_name")
+        .kv("session", id_)
+        .kv("client", client_text_)
+        .kv("name", client_name_.empty() ? std::string("unknown") : client_name_);
+}
+
+asio::awaitable<void> client_session::await_client_name() {
+    while (name_pending_ && interrupt_ != interrupt::stop) {
+        name_timer_.expires_at(steady_clock::time_point::max());
+        co_await name_timer_.async_wait(use_tuple);
+    }
+}
+
 asio::awaitable<void> client_session::admit(const tcp::endpoint& remote) {
-    admission_ = policies_->identity.identify(client_address_of(remote.address()), client_name_);
+    const auto client = client_address_of(remote.address());
+    // Only a rule that matches by name needs the name now; otherwise it arrives meanwhile.
+    if (name_pending_ && policies_->identity.rules().name_may_matter(client)) {
+        co_await await_client_name();
+        if (interrupt_ == interrupt::stop) {
+            engine_.on_shutdown();
+            co_return;
+        }
+    }
+    admission_ = policies_->identity.identify(client, client_name_);
     // The memory store answers inside start(): no coroutine frame for the common case.
     const policy::check_input in{admission_};
     const auto* r = screening_.start(policy::phase::connect, in, wall_now(), this)
@@ -71,10 +110,17 @@ asio::awaitable<void> client_session::greet_pause() {
         // Nothing is owed yet, so a drain may cut the pause short; run() then answers 421
         // instead of the banner. Not after a teaser: that banner is already half sent.
         if (interrupt_ == interrupt::drain) co_return;
+        // The pause counts from the connection, so a reverse lookup admission waited for
+        // is part of it, not added to it.
+        auto until = std::min(screening_started_ + pause.pause(), session_deadline_);
+        if (until <= steady_clock::now()) {
+            // Over already: only what the client sent meanwhile can have come too early.
+            error_code available_ec;
+            if (client_.available(available_ec) == 0 || available_ec) co_return;
+            until = capped(settings_->timeouts.command);  // the bytes are there
+        }
         idle_ = !pause.teaser();
-        const auto r =
-            co_await read_some(side::client, client_in_,
-                               std::min(steady_clock::now() + pause.pause(), session_deadline_));
+        const auto r = co_await read_some(side::client, client_in_, until);
         idle_ = false;
         if (r.timed_out) co_return;  // a patient client: go on to the banner
         if (r.ec == errc::operation_aborted && interrupt_ == interrupt::drain) co_return;

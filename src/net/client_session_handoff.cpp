@@ -77,6 +77,14 @@ asio::awaitable<smtp::reply*> client_session::backend_exchange(std::string line)
 
 asio::awaitable<void> client_session::greet_backend() {
     const auto& cfg = settings_->backend;
+    // XCLIENT NAME carries the client's name: the lookup has to be in (or past its deadline).
+    if (cfg.identity == config::identity_mode::xclient) {
+        co_await await_client_name();
+        if (interrupt_ == interrupt::stop) {
+            engine_.on_shutdown();
+            co_return;
+        }
+    }
     const auto client = unmapped(client_endpoint_.address());
     const auto server = unmapped(server_endpoint_.address());
     session::backend_handshake handshake(

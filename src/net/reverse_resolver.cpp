@@ -2,12 +2,11 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "smtpgate/inet/address.hpp"
@@ -17,10 +16,18 @@ namespace smtpgate::net {
 namespace {
 
 struct lookup_state {
-    explicit lookup_state(asio::io_context& io) : signal(io) {}
-    asio::steady_timer signal;  // expires at the deadline; cancelled when the answer is in
-    std::string name;
-    bool done = false;
+    lookup_state(asio::io_context& io, std::function<void(std::string)> h)
+        : deadline(io), handler(std::move(h)) {}
+    asio::steady_timer deadline;
+    std::function<void(std::string)> handler;  // empty once called
+
+    void finish(std::string name) {
+        if (!handler) return;
+        auto h = std::move(handler);
+        handler = nullptr;
+        deadline.cancel();
+        h(std::move(name));
+    }
 };
 
 }  // namespace
@@ -77,23 +84,26 @@ std::string reverse_resolver::confirmed_name(const asio::ip::address& address) {
     return inet::lower_ascii(host);
 }
 
-asio::awaitable<std::string> reverse_resolver::lookup(asio::ip::address address,
-                                                      std::chrono::steady_clock::duration timeout) {
-    if (pending_ >= max_pending_) co_return std::string{};
+void reverse_resolver::reverse_name(asio::ip::address address,
+                                    std::chrono::steady_clock::time_point deadline,
+                                    std::function<void(std::string)> done) {
+    if (pending_ >= max_pending_) {
+        asio::post(io_, [done = std::move(done)] { done({}); });
+        return;
+    }
     ++pending_;
-    auto state = std::make_shared<lookup_state>(io_);
-    state->signal.expires_after(timeout);
+    auto state = std::make_shared<lookup_state>(io_, std::move(done));
+    state->deadline.expires_at(deadline);
+    state->deadline.async_wait([state](const boost::system::error_code& ec) {
+        if (!ec) state->finish({});  // too late: the client stays nameless
+    });
     asio::post(pool_, [this, state, address] {
         std::string name = confirmed_name(address);
         asio::post(io_, [this, state, name = std::move(name)]() mutable {
             --pending_;
-            state->name = std::move(name);
-            state->done = true;
-            state->signal.cancel();
+            state->finish(std::move(name));
         });
     });
-    co_await state->signal.async_wait(asio::as_tuple(asio::use_awaitable));
-    co_return state->done ? state->name : std::string{};
 }
 
 }  // namespace smtpgate::net

@@ -47,6 +47,13 @@ rule_table::rule_table(std::vector<config::rule> rules) : rules_(std::move(rules
     std::sort(v6_prefixes_.begin(), v6_prefixes_.end(), std::greater<>());
 }
 
+bool rule_table::name_may_matter(const inet::client_address& a) const {
+    if (names_.empty()) return false;
+    const auto& prefixes = a.ipv6 ? v6_prefixes_ : v4_prefixes_;
+    const int full = a.width();
+    return prefixes.empty() || prefixes.front() != full || !index_.contains(key_of(a, full));
+}
+
 const config::rule* rule_table::find(const inet::client_address& a,
                                      std::string_view hostname) const {
     const auto& prefixes = a.ipv6 ? v6_prefixes_ : v4_prefixes_;

@@ -310,3 +310,20 @@ TEST_CASE(
         CHECK((got == nullptr ? std::string("none") : got->origin) == (c.want ? c.want : "none"));
     }
 }
+
+TEST_CASE("policy/rules - the host name matters unless an exact-address rule decides first") {
+    const rule_table table({make_rule("192.0.2.0/24", "net24"), make_rule("example.org", "domain"),
+                            make_rule("192.0.2.7", "exact"), make_rule("2001:db8::7", "exact6")});
+    // An exact rule wins over any name: the decision need not wait for the lookup.
+    CHECK_FALSE(table.name_may_matter(addr("192.0.2.7")));
+    CHECK_FALSE(table.name_may_matter(addr("2001:db8::7")));
+    // A network rule is beaten by a name rule, and no rule at all may become one.
+    CHECK(table.name_may_matter(addr("192.0.2.8")));
+    CHECK(table.name_may_matter(addr("198.51.100.1")));
+    CHECK(table.name_may_matter(addr("2001:db8::8")));
+
+    // Without name rules the name never matters.
+    const rule_table numeric({make_rule("192.0.2.0/24", "net24")});
+    CHECK_FALSE(numeric.name_may_matter(addr("192.0.2.8")));
+    CHECK_FALSE(numeric.name_may_matter(addr("198.51.100.1")));
+}

@@ -119,7 +119,15 @@ class client_session : public std::enable_shared_from_this<client_session>,
     /// closed without a reply. Looked at once, on the client's first bytes.
     bool refused_untrusted_proxy_header();
 
-    // client_session_admission.cpp: admission, the greet pause, the bad-recipient penalty.
+    // client_session_admission.cpp: the client's name, admission, the greet pause, the
+    // bad-recipient penalty.
+    /// Starts the reverse lookup (server.reverse_lookup) without waiting for it: it runs
+    /// while the client is admitted and pauses, and the backend is connected.
+    void start_name_lookup();
+    void on_client_name(std::string name);
+    /// Waits for the lookup started, if it has not answered (its deadline bounds the wait; so
+    /// does stop()).
+    asio::awaitable<void> await_client_name();
     asio::awaitable<void> admit(const tcp::endpoint& remote);
     asio::awaitable<void> greet_pause();
     void log_verdict(const policy::verdict& v);
@@ -201,7 +209,10 @@ class client_session : public std::enable_shared_from_this<client_session>,
     tcp::endpoint server_endpoint_;
     std::string via_text_;  // the trusted proxy the client came through, "" if direct
     bool proxy_header_checked_ = false;
-    std::string client_name_;  // verified reverse name, "" when unknown or lookups are off
+    std::string client_name_;        // verified reverse name, "" when unknown or lookups are off
+    bool name_pending_ = false;      // the lookup has not answered yet
+    asio::steady_timer name_timer_;  // waits for it; on_client_name() and stop() end the wait
+    steady_clock::time_point screening_started_{};  // the greet pause counts from here
     std::string end_reason_;
     std::list<client_session*>::iterator registry_entry_;
     bool backend_connected_ = false;

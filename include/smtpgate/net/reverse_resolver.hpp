@@ -7,17 +7,17 @@
 // nameless), so a DNS outage cannot queue work without bound. A name counts only when one of
 // its addresses is the client's (forward-confirmed, as Postfix's "unknown" when not).
 //
-// Threading: lookup() is called and completes on the I/O thread; only the blocking calls run
-// on the pool.
+// Threading: reverse_name() is called and its handler runs on the I/O thread, never inside the
+// call; only the blocking calls run on the pool.
 #pragma once
 
-#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 namespace smtpgate::net {
@@ -31,10 +31,11 @@ class reverse_resolver {
     reverse_resolver(const reverse_resolver&) = delete;
     reverse_resolver& operator=(const reverse_resolver&) = delete;
 
-    /// The confirmed lower-case host name of `address`, or "" (no PTR, not confirmed, timed
-    /// out, or too many lookups in flight).
-    asio::awaitable<std::string> lookup(asio::ip::address address,
-                                        std::chrono::steady_clock::duration timeout);
+    /// Calls `done` with the confirmed lower-case host name of `address`, or "" (no PTR, not
+    /// confirmed, past `deadline`, or too many lookups in flight); exactly once, on the I/O
+    /// thread, never from inside this call.
+    void reverse_name(asio::ip::address address, std::chrono::steady_clock::time_point deadline,
+                      std::function<void(std::string)> done);
 
     /// The blocking lookup itself (exposed for tests).
     static std::string confirmed_name(const asio::ip::address& address);

@@ -38,6 +38,10 @@ class rule_table {
     const config::rule* find(const inet::client_address& a, std::string_view hostname = {}) const;
     /// Some rule matches by name: reverse lookups are needed.
     bool has_name_rules() const { return !names_.empty(); }
+    /// Whether `a`'s host name could change what find() says for it: some rule matches by
+    /// name and none matches the exact address (which would win). When false the decision
+    /// need not wait for the reverse lookup.
+    bool name_may_matter(const inet::client_address& a) const;
     std::size_t size() const { return rules_.size(); }
 
   private:
